@@ -1,0 +1,1 @@
+"""llm: a JAX/Flax research codebase for Transformer language models."""
