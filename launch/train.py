@@ -1,0 +1,61 @@
+"""Train an experiment: `python -m launch.train --config=experiments/X.py[:arg] --config.a.b=v`."""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+from llm.config import load_config, split_config_overrides
+
+DEFAULT_CONFIG = "experiments/tiny_lm.py"
+
+_CONFIG = flags.DEFINE_string(
+    "config", DEFAULT_CONFIG, "Experiment config file, optionally with ':arg'."
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", "", "Output directory (default: workdirs/<experiment>); reruns resume."
+)
+
+_OVERRIDES: list[tuple[str, str]] = []
+
+
+def _parse(argv: list[str]) -> list[str]:
+    rest, overrides = split_config_overrides(argv)
+    _OVERRIDES.extend(overrides)
+    return flags.FLAGS(rest)
+
+
+def default_workdir(config_spec: str) -> str:
+    """workdirs/<experiment>[_<arg>] for a config spec like experiments/tiny_lm.py:smoke."""
+    path, _, arg = config_spec.partition(":")
+    name = path.rsplit("/", 1)[-1].removesuffix(".py")
+    return f"workdirs/{name}" + (f"_{arg}" if arg else "")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from llm.train.loop import train_and_evaluate  # after flags: keeps --help fast
+
+    config = load_config(_CONFIG.value, _OVERRIDES)
+    workdir = _WORKDIR.value or default_workdir(_CONFIG.value)
+    logging.info("Config:\n%s", config)
+    metrics = train_and_evaluate(config, workdir)
+    summary = {k: v for k, v in metrics.items() if k != "sample"}
+    print(f"Finished in {workdir}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
+    if "sample" in metrics:
+        print(f"Sample: {metrics['sample']}")
+
+
+def run() -> None:
+    """Entry point that turns config errors into one clear line instead of a traceback."""
+    try:
+        app.run(main, flags_parser=_parse)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

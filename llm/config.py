@@ -1,0 +1,154 @@
+"""Experiment configs: load `experiments/X.py[:arg]`, apply `--config.a.b=v` overrides, list."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+
+REQUIRED_GROUPS = ("model", "data", "train", "mesh")
+OVERRIDE_PREFIX = "--config."
+
+
+def split_config_overrides(argv: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Separates `--config.a.b=v` arguments from the rest of argv."""
+    rest, overrides = [], []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith(OVERRIDE_PREFIX):
+            key_value = arg[len(OVERRIDE_PREFIX) :]
+            if "=" in key_value:
+                key, value = key_value.split("=", 1)
+            elif i + 1 < len(args):
+                key, value = key_value, args[i + 1]
+                i += 1
+            else:
+                raise ValueError(f"Override {arg!r} has no value; write {arg}=VALUE.")
+            overrides.append((key, value))
+        else:
+            rest.append(arg)
+        i += 1
+    keys = [k for k, _ in overrides]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"Config keys overridden more than once: {duplicates}; keep one of each.")
+    return rest, overrides
+
+
+def _load_module(path: pathlib.Path):
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Experiment config {str(path)!r} not found; `python -m launch.list` shows the "
+            "registered experiments."
+        )
+    name = f"_llm_experiment_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"{path} defines no get_config(arg=None).")
+    return module
+
+
+def load_config(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections.ConfigDict:
+    """Loads `path.py[:arg]`, applies overrides, validates the schema and locks the config."""
+    path, _, arg = spec.partition(":")
+    module = _load_module(pathlib.Path(path))
+    config = module.get_config(arg or None)
+    for key, value in overrides:
+        set_override(config, key, value)
+    validate_schema(config)
+    config.lock()
+    return config
+
+
+def _close(name: str, options: Sequence[str]) -> str:
+    matches = difflib.get_close_matches(name, list(options), n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
+
+
+def _parse_value(key: str, text: str, current: Any) -> Any:
+    """Parses `text` into the type of the field it replaces."""
+    if isinstance(current, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ValueError(f"--config.{key}={text!r}: expected a bool (true/false).")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"--config.{key}={text!r}: expected an int.") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"--config.{key}={text!r}: expected a float.") from None
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if current is None:
+            return text
+        raise ValueError(
+            f"--config.{key}={text!r}: expected a Python literal like the current value "
+            f"{current!r}."
+        ) from None
+    if isinstance(current, (tuple, list)) and not isinstance(value, (tuple, list)):
+        raise ValueError(f"--config.{key}={text!r}: expected a list like {current!r}.")
+    return type(current)(value) if isinstance(current, (tuple, list)) else value
+
+
+def set_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Sets `config.<key>` from text, failing on unknown keys with close matches."""
+    node = config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        prefix = ".".join(parts[:depth])
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            options = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            where = f"config.{prefix}" if prefix else "config"
+            raise KeyError(
+                f"Unknown config key {key!r}: {where} has no field {part!r}.{_close(part, options)}"
+            )
+        if depth < len(parts) - 1:
+            node = node[part]
+    current = node[parts[-1]]
+    if isinstance(current, ml_collections.ConfigDict):
+        raise ValueError(f"--config.{key} is a group; override one of its fields instead.")
+    value = _parse_value(key, text, current)
+    with node.ignore_type():
+        node[parts[-1]] = value
+
+
+def validate_schema(config: ml_collections.ConfigDict) -> None:
+    """Checks that the config has the project's top-level groups."""
+    missing = [g for g in REQUIRED_GROUPS if g not in config]
+    if missing:
+        raise ValueError(
+            f"Config lacks the groups {missing}; every experiment has {list(REQUIRED_GROUPS)}."
+        )
+
+
+def list_experiments(directory: str | pathlib.Path = "experiments") -> list[tuple[str, str]]:
+    """Returns (path, one-line description) for every experiment config in `directory`."""
+    rows = []
+    for path in sorted(pathlib.Path(directory).glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module = _load_module(path)
+        doc = (module.__doc__ or "").strip().splitlines()
+        rows.append((str(path), doc[0] if doc else ""))
+    return rows

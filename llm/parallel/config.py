@@ -1,0 +1,19 @@
+"""The `mesh` config group: mesh axis sizes and logical-axis rules."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def default_mesh_config(rules: str = "fsdp") -> ml_collections.ConfigDict:
+    """Returns the `mesh` group: all devices on the data axis unless set otherwise."""
+    c = ml_collections.ConfigDict()
+    # Sizes of the mesh axes; their product is the device count, and one may be -1 to
+    # take the remaining devices. The batch is split over data x fsdp.
+    c.data = -1
+    c.fsdp = 1
+    c.tensor = 1
+    # Logical-axis rules: a preset ('dp', 'fsdp', 'fsdp_tp'; see llm/parallel/rules.py)
+    # or a list of (logical_axis, mesh_axes) pairs.
+    c.rules = rules
+    return c

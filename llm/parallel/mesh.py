@@ -1,0 +1,56 @@
+"""Device mesh with the axes `data`, `fsdp` and `tensor`, sized from config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+
+def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int, ...]:
+    """Returns the (data, fsdp, tensor) sizes with one -1 entry filled from `num_devices`."""
+    shape = []
+    for axis in MESH_AXES:
+        if axis not in sizes:
+            raise ValueError(f"config.mesh.{axis} is missing; set it to a size or -1 to fill.")
+        size = int(sizes[axis])
+        if size == 0 or size < -1:
+            raise ValueError(
+                f"config.mesh.{axis}={size} is not a valid mesh size; use a positive size or -1."
+            )
+        shape.append(size)
+    fill_axes = [a for a, s in zip(MESH_AXES, shape) if s == -1]
+    if len(fill_axes) > 1:
+        raise ValueError(
+            f"Only one mesh axis may be -1, got {fill_axes}; give explicit sizes to all but one."
+        )
+    known = int(np.prod([s for s in shape if s != -1]))
+    if fill_axes:
+        if num_devices % known:
+            raise ValueError(
+                f"Mesh sizes {dict(zip(MESH_AXES, shape))} cannot fill {num_devices} devices: "
+                f"{num_devices} is not divisible by {known}. Pick sizes whose product divides "
+                "the device count."
+            )
+        shape[MESH_AXES.index(fill_axes[0])] = num_devices // known
+    elif known != num_devices:
+        raise ValueError(
+            f"Mesh {dict(zip(MESH_AXES, shape))} has {known} devices but {num_devices} are "
+            f"available; make the product of config.mesh.data/fsdp/tensor equal {num_devices} "
+            "or set one of them to -1."
+        )
+    return tuple(shape)
+
+
+def make_mesh(sizes: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """Builds a mesh over `devices` (default: all) with Auto axis types for Flax constraints."""
+    devices = list(devices if devices is not None else jax.devices())
+    shape = resolve_mesh_shape(sizes, len(devices))
+    # Auto axes: Flax logical constraints are sharding hints, not explicit-sharding types.
+    return jax.make_mesh(
+        shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices
+    )

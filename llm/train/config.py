@@ -1,0 +1,54 @@
+"""The `train` config group shared by every experiment, with every field documented."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def default_train_config() -> ml_collections.ConfigDict:
+    """Returns the `train` group; experiments override what they need."""
+    c = ml_collections.ConfigDict()
+    # Optimizer updates to run in total (the schedule decays over these).
+    c.steps = 1000
+    # Global batch size in sequences, split over the data-parallel mesh axes and processes.
+    c.batch_size = 32
+    # Seed of parameter init, data shuffling and dropout (dropout key = fold_in(seed, step)).
+    c.seed = 0
+    # Optimizer: 'adamw', 'adafactor' or 'sgd' (momentum b1).
+    c.optimizer = "adamw"
+    # Peak learning rate, reached after `warmup_steps` of linear warmup.
+    c.learning_rate = 1e-3
+    c.warmup_steps = 100
+    # Schedule after warmup: 'cosine' (to end_lr_factor * peak at `steps`), 'rsqrt'
+    # (AIAYN 5.3 inverse square root), 'wsd' (warmup-stable-decay) or 'constant'.
+    c.schedule = "cosine"
+    # Final learning rate as a fraction of the peak (cosine and wsd).
+    c.end_lr_factor = 0.1
+    # wsd: fraction of `steps` spent in the final linear decay.
+    c.decay_fraction = 0.2
+    # Adam moments and epsilon (AIAYN: 0.9, 0.98, 1e-9).
+    c.b1 = 0.9
+    c.b2 = 0.95
+    c.eps = 1e-8
+    # Decoupled weight decay, applied to matrices only (not norms, biases).
+    c.weight_decay = 0.1
+    # Clip gradients to this global norm (0 disables).
+    c.grad_clip_norm = 1.0
+    # Label smoothing of the cross-entropy (AIAYN: 0.1) and z-loss coefficient (PaLM: 1e-4).
+    c.label_smoothing = 0.0
+    c.z_loss = 0.0
+    # Log train metrics every this many steps (each log blocks on the step's result).
+    c.log_every = 10
+    # Evaluate every this many steps and at the end (0 disables); batches per eval
+    # (<= 0 reads the whole eval split).
+    c.eval_every = 100
+    c.eval_steps = 10
+    # Save a checkpoint every this many steps and at the end; keep the newest this many.
+    c.checkpoint_every = 200
+    c.keep_checkpoints = 3
+    # Write checkpoints in a background thread while training continues.
+    c.async_checkpointing = True
+    # After training, print a greedy continuation of this prompt (sample_tokens=0 skips it).
+    c.sample_prompt = "the"
+    c.sample_tokens = 64
+    return c

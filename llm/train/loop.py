@@ -1,0 +1,252 @@
+"""`train_and_evaluate(config, workdir)`: the one training loop every experiment runs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from llm import data as data_lib
+from llm import models
+from llm.parallel import (
+    batch_sharding,
+    check_batch_size,
+    host_batch_to_global,
+    make_mesh,
+    resolve_rules,
+)
+from llm.train import checkpoint as ckpt_lib
+from llm.train.metrics import MetricWriter
+from llm.train.optim import make_optimizer
+from llm.train.state import TrainState, abstract_state, create_sharded_state
+from llm.train.step import eval_step, train_step
+
+
+def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
+    """Fails early on train settings that cannot work."""
+    positive = ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints")
+    for name in positive:
+        if int(cfg[name]) <= 0:
+            raise ValueError(f"config.train.{name}={cfg[name]} must be positive.")
+    if cfg.learning_rate <= 0:
+        raise ValueError(f"config.train.learning_rate={cfg.learning_rate} must be positive.")
+
+
+def _summarize_eval(sums: dict[str, float]) -> dict[str, float]:
+    """Turns summed NLL/correct/weights per loss term into eval/ loss, perplexity, accuracy."""
+    out = {}
+    terms = sorted({k.split("/")[0] for k in sums})
+    total = 0.0
+    for term in terms:
+        weight = max(sums[f"{term}/weight_sum"], 1.0)
+        nll = sums[f"{term}/nll_sum"] / weight
+        total += nll
+        prefix = "eval" if term == "lm" else f"eval/{term}"
+        if term != "lm":
+            out[f"{prefix}/loss"] = nll
+        out[f"{prefix}/accuracy"] = sums[f"{term}/correct_sum"] / weight
+        if term in ("lm", "mlm"):
+            out[f"{prefix}/perplexity"] = float(np.exp(min(nll, 50.0)))
+    out["eval/loss"] = total
+    return out
+
+
+class Trainer:
+    """Holds the mesh, model, jitted steps and data of one run; `run()` trains it."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+        self.config = config
+        self.workdir = pathlib.Path(workdir)
+        tcfg = config.train
+        validate_train_config(tcfg)
+        self.model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
+        self.model = models.build_model(self.model_cfg)
+        self.mesh = make_mesh(config.mesh)
+        self.rules = resolve_rules(config.mesh.rules)
+        check_batch_size(tcfg.batch_size, self.mesh, self.rules)
+        self.batch_sharding = batch_sharding(self.mesh, self.rules)
+        self.tx = make_optimizer(tcfg)
+        self.local_batch_size = tcfg.batch_size // jax.process_count()
+
+        data_lib.ensure_dataset(config.data)
+        self.tokenizer = data_lib.get_tokenizer(config.data)
+        self.train_iter = data_lib.make_iterator(
+            config.data,
+            split=config.data.train_split,
+            batch_size=self.local_batch_size,
+            seed=tcfg.seed,
+            shard_index=jax.process_index(),
+            shard_count=jax.process_count(),
+            shuffle=True,
+            num_epochs=None,
+        )
+        example = models.dummy_batch(
+            self.model_cfg, tcfg.batch_size, *data_lib.sequence_lengths(config.data)
+        )
+        self._state_kwargs = dict(
+            model=self.model,
+            tx=self.tx,
+            example_batch=example,
+            mesh=self.mesh,
+            rules=self.rules,
+        )
+        self.rng = jax.random.key(tcfg.seed)
+        self.abstract_state, self.state_shardings = abstract_state(self.rng, **self._state_kwargs)
+        step_fn = functools.partial(
+            train_step,
+            model=self.model,
+            tx=self.tx,
+            seed=tcfg.seed,
+            label_smoothing=tcfg.label_smoothing,
+            z_loss=tcfg.z_loss,
+        )
+        self.train_step = jax.jit(
+            step_fn,
+            in_shardings=(self.state_shardings, self.batch_sharding),
+            out_shardings=(self.state_shardings, None),
+            donate_argnums=(0,),
+        )
+        self.eval_step = jax.jit(
+            functools.partial(eval_step, model=self.model),
+            in_shardings=(self.state_shardings.params, self.batch_sharding),
+        )
+        self.manager = ckpt_lib.make_manager(
+            self.workdir,
+            keep=tcfg.keep_checkpoints,
+            save_every=tcfg.checkpoint_every,
+            async_save=tcfg.async_checkpointing,
+        )
+
+    def initial_state(self) -> TrainState:
+        """Restores the latest checkpoint (state and data position) or initialises afresh."""
+        restored = ckpt_lib.restore(self.manager, self.abstract_state, self.train_iter)
+        if restored is not None:
+            state, step = restored
+            logging.info("Resumed from %s at step %d.", self.manager.directory, step)
+            return state
+        with jax.set_mesh(self.mesh):
+            state, _ = create_sharded_state(self.rng, **self._state_kwargs)
+        return state
+
+    def to_global(self, host_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """Host-local numpy batch -> global arrays sharded over the batch axes."""
+        return host_batch_to_global(host_batch, self.batch_sharding)
+
+    def evaluate(self, params: Any) -> dict[str, float]:
+        """Runs `eval_steps` batches (or the whole split when <= 0) and summarises them."""
+        cfg = self.config
+        eval_iter = data_lib.make_iterator(
+            cfg.data,
+            split=cfg.data.eval_split,
+            batch_size=self.local_batch_size,
+            seed=cfg.train.seed,
+            shard_index=jax.process_index(),
+            shard_count=jax.process_count(),
+            shuffle=False,
+            num_epochs=1,
+        )
+        totals: dict[str, float] = {}
+        with jax.set_mesh(self.mesh):
+            for i, batch in enumerate(eval_iter):
+                if 0 < cfg.train.eval_steps <= i:
+                    break
+                sums = jax.device_get(self.eval_step(params, self.to_global(batch)))
+                for k, v in sums.items():
+                    totals[k] = totals.get(k, 0.0) + float(v)
+        if not totals:
+            raise ValueError(
+                f"Eval split {cfg.data.eval_split!r} of {cfg.data.dataset!r} gave no full batch of "
+                f"{self.local_batch_size}; lower config.train.batch_size or use a larger split."
+            )
+        return _summarize_eval(totals)
+
+    def run(self, *, stop_at_step: int | None = None) -> tuple[TrainState, dict[str, float]]:
+        """Trains to config.train.steps (or `stop_at_step`), evaluating and checkpointing."""
+        cfg = self.config.train
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if jax.process_index() == 0:
+            (self.workdir / "config.json").write_text(self.config.to_json_best_effort(indent=2))
+        state = self.initial_state()
+        start = int(jax.device_get(state.step))
+        writer = MetricWriter(self.workdir, resume_step=start)
+        end = min(cfg.steps, stop_at_step) if stop_at_step else cfg.steps
+        tokens_per_step = cfg.batch_size * sum(data_lib.sequence_lengths(self.config.data))
+        last: dict[str, float] = {}
+        t0, t_step0 = time.perf_counter(), start
+        with jax.set_mesh(self.mesh):
+            for step in range(start + 1, end + 1):
+                batch = self.to_global(next(self.train_iter))
+                state, metrics = self.train_step(state, batch)
+                if step % cfg.log_every == 0 or step == end:
+                    # Fetching metrics blocks on the step; multi-process CPU runs need that.
+                    scalars = {
+                        "loss": float(metrics["loss"]),
+                        "grad_norm": float(metrics["grad_norm"]),
+                    }
+                    elapsed = time.perf_counter() - t0
+                    rate = (step - t_step0) * tokens_per_step / max(elapsed, 1e-9)
+                    eta = (end - step) * elapsed / max(step - t_step0, 1)
+                    scalars["tokens_per_sec"] = rate
+                    writer.write(step, scalars)
+                    last.update(scalars)
+                    logging.info(
+                        "step %d/%d loss %.4f tokens/s %.0f ETA %.0fs",
+                        step, cfg.steps, scalars["loss"], rate, eta,
+                    )
+                    t0, t_step0 = time.perf_counter(), step
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    eval_metrics = self.evaluate(state.params)
+                    writer.write(step, eval_metrics)
+                    last.update(eval_metrics)
+                    logging.info(
+                        "step %d eval %s", step,
+                        " ".join(f"{k}={v:.4f}" for k, v in sorted(eval_metrics.items())),
+                    )
+                ckpt_lib.save(self.manager, step, state, self.train_iter, force=step == end)
+        self.manager.wait_until_finished()
+        writer.close()
+        return state, last
+
+    def close(self) -> None:
+        """Waits for pending checkpoint writes."""
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | pathlib.Path,
+    *,
+    stop_at_step: int | None = None,
+) -> dict[str, float]:
+    """Trains the experiment `config` into `workdir`; returns the last logged metrics."""
+    trainer = Trainer(config, workdir)
+    try:
+        state, metrics = trainer.run(stop_at_step=stop_at_step)
+        if config.train.sample_tokens > 0 and jax.process_index() == 0:
+            metrics["sample"] = sample_text(trainer, state.params)
+            logging.info("Sample: %s", json.dumps(metrics["sample"]))
+    finally:
+        trainer.close()
+    return metrics
+
+
+def sample_text(trainer: Trainer, params: Any) -> str:
+    """Greedy continuation of config.train.sample_prompt from the trained model."""
+    from llm.decode import generate_text  # decode depends on models only; import late.
+
+    return generate_text(
+        trainer.model,
+        params,
+        trainer.tokenizer,
+        trainer.config.train.sample_prompt,
+        max_new_tokens=trainer.config.train.sample_tokens,
+    )

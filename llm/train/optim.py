@@ -1,0 +1,86 @@
+"""Optimizers and learning-rate schedules, built from optax pieces by config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import ml_collections
+import optax
+
+
+def make_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
+    """Learning-rate schedule named by `cfg.schedule` (cosine, rsqrt, wsd, constant)."""
+    peak, warmup, steps = cfg.learning_rate, cfg.warmup_steps, cfg.steps
+    if warmup < 0 or warmup > steps and cfg.schedule == "cosine":
+        raise ValueError(
+            f"config.train.warmup_steps={warmup} must be in [0, config.train.steps={steps}]."
+        )
+    if cfg.schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=peak,
+            warmup_steps=warmup,
+            decay_steps=max(steps, warmup + 1),
+            end_value=peak * cfg.end_lr_factor,
+        )
+    if cfg.schedule == "constant":
+        return optax.join_schedules(
+            [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
+            [warmup],
+        )
+    if cfg.schedule == "rsqrt":
+        # AIAYN 5.3: lr = peak * min(step/warmup, sqrt(warmup/step)); peak reached at warmup.
+        warmup = max(warmup, 1)
+        return optax.join_schedules(
+            [
+                optax.linear_schedule(0.0, peak, warmup),
+                lambda count: peak * jax.lax.rsqrt((count + warmup) / warmup),
+            ],
+            [warmup],
+        )
+    if cfg.schedule == "wsd":
+        decay = max(int(steps * cfg.decay_fraction), 1)
+        stable = max(steps - warmup - decay, 0)
+        return optax.join_schedules(
+            [
+                optax.linear_schedule(0.0, peak, max(warmup, 1)),
+                optax.constant_schedule(peak),
+                optax.linear_schedule(peak, peak * cfg.end_lr_factor, decay),
+            ],
+            [warmup, warmup + stable],
+        )
+    raise ValueError(
+        f"config.train.schedule={cfg.schedule!r} is unknown; use cosine, rsqrt, wsd or constant."
+    )
+
+
+def decay_mask(params: Any) -> Any:
+    """True for parameters that get weight decay: matrices, not norms, biases or scalars."""
+    return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """Gradient clipping followed by the optimizer named by `cfg.optimizer`."""
+    schedule = make_schedule(cfg)
+    if cfg.optimizer == "adamw":
+        opt = optax.adamw(
+            schedule,
+            b1=cfg.b1,
+            b2=cfg.b2,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            mask=decay_mask,
+        )
+    elif cfg.optimizer == "adafactor":
+        opt = optax.adafactor(schedule, weight_decay_rate=cfg.weight_decay or None)
+    elif cfg.optimizer == "sgd":
+        opt = optax.sgd(schedule, momentum=cfg.b1)
+    else:
+        raise ValueError(
+            f"config.train.optimizer={cfg.optimizer!r} is unknown; use adamw, adafactor or sgd."
+        )
+    chain = [opt]
+    if cfg.grad_clip_norm and cfg.grad_clip_norm > 0:
+        chain.insert(0, optax.clip_by_global_norm(cfg.grad_clip_norm))
+    return optax.chain(*chain)

@@ -1,0 +1,91 @@
+"""Train state and its sharded initialisation (eval_shape -> shardings -> jit(init))."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from llm.parallel import check_divisible, logical_to_shardings
+from llm.parallel.rules import LogicalRules
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """Step counter, parameters and optimizer state; everything a step reads and writes."""
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+
+
+def _init_boxed(
+    rng: jax.Array,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    example_batch: Mapping[str, np.ndarray],
+) -> TrainState:
+    params_rng, dropout_rng = jax.random.split(rng)
+    variables = model.init(
+        {"params": params_rng, "dropout": dropout_rng},
+        example_batch,
+        deterministic=True,
+        method="loss_terms",
+    )
+    params = variables["params"]
+    return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params, opt_state=tx.init(params))
+
+
+def _unboxed(init: Callable[[jax.Array], TrainState], rng: jax.Array) -> TrainState:
+    return nn.meta.unbox(init(rng))
+
+
+def create_sharded_state(
+    rng: jax.Array,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    example_batch: Mapping[str, np.ndarray],
+    mesh: Mesh,
+    rules: LogicalRules,
+) -> tuple[TrainState, TrainState]:
+    """Returns (state, state_shardings), with the state created directly in its shards."""
+    init = functools.partial(_init_boxed, model=model, tx=tx, example_batch=example_batch)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        abstract = jax.eval_shape(init, rng)
+        logical_specs = nn.get_partition_spec(abstract)
+        shardings = logical_to_shardings(logical_specs, mesh, rules)
+        abstract_unboxed = nn.meta.unbox(abstract)
+        check_divisible(abstract_unboxed, shardings, logical_specs)
+        state = jax.jit(functools.partial(_unboxed, init), out_shardings=shardings)(rng)
+    return state, shardings
+
+
+def abstract_state(
+    rng: jax.Array,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    example_batch: Mapping[str, np.ndarray],
+    mesh: Mesh,
+    rules: LogicalRules,
+) -> tuple[TrainState, TrainState]:
+    """Shapes and shardings of the state without allocating it (for restore and AOT)."""
+    init = functools.partial(_init_boxed, model=model, tx=tx, example_batch=example_batch)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        abstract = jax.eval_shape(init, rng)
+        logical_specs = nn.get_partition_spec(abstract)
+        shardings = logical_to_shardings(logical_specs, mesh, rules)
+        abstract_unboxed = nn.meta.unbox(abstract)
+        check_divisible(abstract_unboxed, shardings, logical_specs)
+    shaped = jax.tree_util.tree_map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_unboxed, shardings
+    )
+    return shaped, shardings
