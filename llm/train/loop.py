@@ -6,10 +6,10 @@ import functools
 import json
 import pathlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -62,14 +62,20 @@ def _summarize_eval(sums: dict[str, float]) -> dict[str, float]:
 class Trainer:
     """Holds the mesh, model, jitted steps and data of one run; `run()` trains it."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        workdir: str | pathlib.Path,
+        *,
+        devices: Sequence[jax.Device] | None = None,
+    ):
         self.config = config
         self.workdir = pathlib.Path(workdir)
         tcfg = config.train
         validate_train_config(tcfg)
         self.model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
         self.model = models.build_model(self.model_cfg)
-        self.mesh = make_mesh(config.mesh)
+        self.mesh = make_mesh(config.mesh, devices)
         self.rules = resolve_rules(config.mesh.rules)
         check_batch_size(tcfg.batch_size, self.mesh, self.rules)
         self.batch_sharding = batch_sharding(self.mesh, self.rules)
@@ -132,8 +138,7 @@ class Trainer:
             state, step = restored
             logging.info("Resumed from %s at step %d.", self.manager.directory, step)
             return state
-        with jax.set_mesh(self.mesh):
-            state, _ = create_sharded_state(self.rng, **self._state_kwargs)
+        state, _ = create_sharded_state(self.rng, **self._state_kwargs)
         return state
 
     def to_global(self, host_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -226,9 +231,10 @@ def train_and_evaluate(
     workdir: str | pathlib.Path,
     *,
     stop_at_step: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> dict[str, float]:
     """Trains the experiment `config` into `workdir`; returns the last logged metrics."""
-    trainer = Trainer(config, workdir)
+    trainer = Trainer(config, workdir, devices=devices)
     try:
         state, metrics = trainer.run(stop_at_step=stop_at_step)
         if config.train.sample_tokens > 0 and jax.process_index() == 0:
