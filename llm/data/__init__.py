@@ -1,0 +1,26 @@
+"""Data: TFDS sources, tokenizers, tasks, packing and the grain pipeline.
+
+The trainer needs four names:
+  default_data_config()  the `data` config group;
+  ensure_dataset(cfg)    builds a generated dataset if missing, else checks;
+  get_tokenizer(cfg)     vocab_size, special ids and decode() for samples;
+  make_iterator(cfg, split=..., batch_size=..., ...)  checkpointable batches.
+"""
+
+from llm.data.config import default_data_config, resolve_data_dir
+from llm.data.pipeline import make_dataset, make_iterator
+from llm.data.sources import DatasetNotPreparedError, ensure_dataset, get_source
+from llm.data.tokenizers import ByteTokenizer, Tokenizer, get_tokenizer
+
+__all__ = [
+    "ByteTokenizer",
+    "DatasetNotPreparedError",
+    "Tokenizer",
+    "default_data_config",
+    "ensure_dataset",
+    "get_source",
+    "get_tokenizer",
+    "make_dataset",
+    "make_iterator",
+    "resolve_data_dir",
+]

@@ -1,0 +1,1 @@
+"""TFDS builders of this project; each module registers one builder class."""

@@ -1,0 +1,42 @@
+import pytest
+import tensorflow_datasets as tfds
+
+from llm.data import config as config_lib
+from llm.data import sources
+
+
+def test_generated_dataset_reads_through_tfds_data_source(grammar_dir):
+    src = tfds.data_source("tiny_grammar", split="validation", data_dir=grammar_dir, download=False)
+    assert len(src) == 2000
+    text = src[0]["text"].decode()
+    assert text.endswith(" .")
+
+
+def test_ensure_dataset_is_idempotent(lm_cfg):
+    assert sources.ensure_dataset(lm_cfg) == lm_cfg.data_dir
+
+
+def test_missing_real_dataset_says_how_to_prepare(tmp_path):
+    cfg = config_lib.default_data_config()
+    cfg.dataset = "lm1b"
+    cfg.data_dir = str(tmp_path)
+    with pytest.raises(sources.DatasetNotPreparedError, match="launch.prepare"):
+        sources.ensure_dataset(cfg)
+
+
+def test_unknown_dataset_fails_clearly(tmp_path):
+    cfg = config_lib.default_data_config()
+    cfg.dataset = "no_such_dataset_xyz"
+    cfg.data_dir = str(tmp_path)
+    with pytest.raises(sources.DatasetNotPreparedError, match="no_such_dataset_xyz"):
+        sources.ensure_dataset(cfg)
+
+
+def test_missing_split_names_available_ones(lm_cfg):
+    with pytest.raises(sources.DatasetNotPreparedError, match="validation"):
+        sources.get_source(lm_cfg, "dev")
+
+
+def test_default_data_dir_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("LLM_DATA_DIR", str(tmp_path))
+    assert config_lib.resolve_data_dir("") == str(tmp_path)
