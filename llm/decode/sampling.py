@@ -1,0 +1,113 @@
+"""Greedy decoding and ancestral sampling over a step function with a cache.
+
+A step function `tokens_to_logits(token_ids_Bx1, cache) -> (logits_BxV, cache)`
+feeds one token per row and returns float32 logits for the next one. The
+loops here are pure and traceable; jit them in the caller (the step function
+usually closes over parameters, so it is not a jit argument itself).
+"""
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from llm.decode import filtering, prompts
+
+PyTree = Any
+TokensToLogits = Callable[[jax.Array, PyTree], tuple[jax.Array, PyTree]]
+# Chooses the next token of every row from its logits at the given step.
+ChooseFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _decode_loop(
+    tokens_to_logits: TokensToLogits,
+    cache: PyTree,
+    prompt_BxP: jax.Array,
+    prompt_lengths_B: jax.Array | None,
+    max_decode_len: int,
+    eos_id: int,
+    pad_id: int,
+    choose: ChooseFn,
+) -> jax.Array:
+    prompts.check_decode_args(prompt_BxP, max_decode_len)
+    lengths_B = prompts.prompt_lengths_or_default(prompt_BxP, prompt_lengths_B)
+    seq_BxT = prompts.init_sequences(prompt_BxP, lengths_B, max_decode_len, pad_id)
+    total_len = seq_BxT.shape[1]
+    # Exclusive end: each row gets at most max_decode_len tokens after its prompt.
+    end_B = lengths_B + max_decode_len
+
+    def cond(state):
+        step, _, _, done_B = state
+        return (step < total_len - 1) & ~jnp.all(done_B)
+
+    def body(state):
+        step, seq_BxT, cache, done_B = state
+        token_Bx1 = jax.lax.dynamic_slice_in_dim(seq_BxT, step, 1, axis=1)
+        logits_BxV, cache = tokens_to_logits(token_Bx1, cache)
+        pos = step + 1
+        chosen_B = choose(logits_BxV, step)
+        forced_B = pos < lengths_B
+        prompt_token_B = jax.lax.dynamic_index_in_dim(seq_BxT, pos, axis=1, keepdims=False)
+        next_B = jnp.where(forced_B, prompt_token_B, chosen_B)
+        next_B = jnp.where(done_B, pad_id, next_B)
+        seq_BxT = jax.lax.dynamic_update_slice_in_dim(seq_BxT, next_B[:, None], pos, axis=1)
+        done_B = done_B | (~forced_B & (next_B == eos_id)) | (pos + 1 >= end_B)
+        return step + 1, seq_BxT, cache, done_B
+
+    done_B = jnp.zeros(lengths_B.shape, bool)
+    _, seq_BxT, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), seq_BxT, cache, done_B))
+    return seq_BxT
+
+
+def greedy(
+    tokens_to_logits: TokensToLogits,
+    cache: PyTree,
+    prompt_BxP: jax.Array,
+    *,
+    max_decode_len: int,
+    eos_id: int,
+    pad_id: int = 0,
+    prompt_lengths_B: jax.Array | None = None,
+) -> jax.Array:
+    """Argmax decoding; returns [B, P + max_decode_len] tokens: prompt, output, pad after EOS.
+
+    prompt_BxP starts every row with at least one token (BOS for an
+    encoder-decoder); rows shorter than P are right-padded and give their
+    length in prompt_lengths_B. The cache must hold P + max_decode_len - 1 steps.
+    """
+
+    def choose(logits_BxV, step):
+        return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+
+    return _decode_loop(
+        tokens_to_logits, cache, prompt_BxP, prompt_lengths_B, max_decode_len, eos_id, pad_id, choose
+    )
+
+
+def sample(
+    tokens_to_logits: TokensToLogits,
+    cache: PyTree,
+    prompt_BxP: jax.Array,
+    rng: jax.Array,
+    *,
+    max_decode_len: int,
+    eos_id: int,
+    temperature: float | jax.Array = 1.0,
+    top_k: int = 0,
+    top_p: float | None = None,
+    pad_id: int = 0,
+    prompt_lengths_B: jax.Array | None = None,
+) -> jax.Array:
+    """Ancestral sampling with temperature, top-k and top-p; same output layout as greedy.
+
+    temperature=0 means greedy decoding (argmax, the rng is unused), and so does
+    top_k=1. top_k=0 and top_p=None disable those filters.
+    """
+
+    def choose(logits_BxV, step):
+        step_rng = jax.random.fold_in(rng, step)
+        return filtering.sample_logits(logits_BxV, step_rng, temperature, top_k, top_p)
+
+    return _decode_loop(
+        tokens_to_logits, cache, prompt_BxP, prompt_lengths_B, max_decode_len, eos_id, pad_id, choose
+    )

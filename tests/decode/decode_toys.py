@@ -1,0 +1,131 @@
+"""Hand-built step functions and tiny flax models with a 'cache' collection, for decoding tests."""
+
+import itertools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from llm.decode import length_penalty
+
+
+def trigram_step_fn(logp_VxVxV: np.ndarray):
+    """Step function whose next-token log-probs depend on the last two tokens.
+
+    The previous token lives in the cache (one per row), so beam search only
+    gets the right scores if it reorders the cache with the beams. The scalar
+    'cache_index' leaf checks that such leaves are left alone.
+    """
+    table = jnp.asarray(logp_VxVxV, jnp.float32)
+
+    def tokens_to_logits(token_ids_Bx1, cache):
+        current_B = token_ids_Bx1[:, 0]
+        logits_BxV = table[cache["prev"], current_B]
+        return logits_BxV, {"prev": current_B, "cache_index": cache["cache_index"] + 1}
+
+    return tokens_to_logits
+
+
+def trigram_cache(batch: int):
+    return {"prev": jnp.zeros((batch,), jnp.int32), "cache_index": jnp.int32(0)}
+
+
+def bigram_table(rows: dict[int, dict[int, float]], vocab: int) -> np.ndarray:
+    """[V, V, V] log-prob table from {current: {next: prob}}; unlisted mass is spread evenly."""
+    table = np.zeros((vocab, vocab))
+    for current in range(vocab):
+        probs = rows.get(current, {})
+        rest = [t for t in range(vocab) if t not in probs]
+        left = 1.0 - sum(probs.values())
+        for t in range(vocab):
+            table[current, t] = probs.get(t, left / len(rest) if rest else 0.0)
+    with np.errstate(divide="ignore"):
+        logp = np.log(table)
+    return np.broadcast_to(logp[None], (vocab, vocab, vocab)).copy()
+
+
+def random_trigram_table(vocab: int, seed: int) -> np.ndarray:
+    logits = np.random.RandomState(seed).randn(vocab, vocab, vocab) * 2.0
+    return np.asarray(jax.nn.log_softmax(logits, axis=-1))
+
+
+def brute_force(logp_VxVxV, prompt, max_decode_len, eos_id, alpha):
+    """All continuations of one prompt, as (score, generated tokens) sorted best first."""
+    vocab = logp_VxVxV.shape[0]
+    prev, current = (0, prompt[0]) if len(prompt) == 1 else (prompt[-2], prompt[-1])
+    results = []
+    for length in range(1, max_decode_len + 1):
+        for tokens in itertools.product(range(vocab), repeat=length):
+            if eos_id in tokens[:-1]:
+                continue
+            if length < max_decode_len and tokens[-1] != eos_id:
+                continue
+            logp, p, c = 0.0, prev, current
+            for t in tokens:
+                logp += logp_VxVxV[p, c, t]
+                p, c = c, t
+            results.append((logp / float(length_penalty(length, alpha)), tokens))
+    return sorted(results, key=lambda r: -r[0])
+
+
+class ToyDecoder(nn.Module):
+    """Causal mean of token+position embeddings; a flax 'cache' like attention's KV cache."""
+
+    vocab: int = 7
+    dim: int = 8
+    max_len: int = 16
+
+    def setup(self):
+        self.embed = nn.Embed(self.vocab, self.dim)
+        self.pos = nn.Embed(self.max_len, self.dim)
+        self.out = nn.Dense(self.vocab)
+
+    def context(self, tokens_BxL, decode, extra_BxD=None):
+        batch, length = tokens_BxL.shape
+        if decode and self.has_variable("cache", "cached_x"):
+            cached = self.variable("cache", "cached_x", jnp.zeros, (batch, self.max_len, self.dim))
+            index = self.variable("cache", "cache_index", lambda: jnp.int32(0))
+            positions_L = index.value + jnp.arange(length)
+            x_BxLxD = self.embed(tokens_BxL) + self.pos(positions_L)[None]
+            cached.value = jax.lax.dynamic_update_slice(cached.value, x_BxLxD, (0, index.value, 0))
+            index.value = index.value + length
+            seen_T = (jnp.arange(self.max_len) < index.value).astype(jnp.float32)
+            ctx_BxD = (cached.value * seen_T[None, :, None]).sum(1) / index.value
+            ctx_BxLxD = ctx_BxD[:, None, :]
+        else:
+            if decode:  # init: create the cache at the full length, as flax attention does
+                self.variable("cache", "cached_x", jnp.zeros, (batch, length, self.dim))
+                self.variable("cache", "cache_index", lambda: jnp.int32(0))
+            x_BxLxD = self.embed(tokens_BxL) + self.pos(jnp.arange(length))[None]
+            ctx_BxLxD = jnp.cumsum(x_BxLxD, axis=1) / jnp.arange(1, length + 1)[None, :, None]
+        if extra_BxD is not None:
+            ctx_BxLxD = ctx_BxLxD + extra_BxD[:, None, :]
+        return self.out(jnp.tanh(ctx_BxLxD) * 3.0)
+
+    def __call__(self, tokens_BxL, decode=False):
+        return self.context(tokens_BxL, decode)
+
+
+class ToyEncoderDecoder(nn.Module):
+    """ToyDecoder conditioned on a mean-pooled encoding of the (non-pad) inputs."""
+
+    vocab: int = 7
+    dim: int = 8
+    max_len: int = 16
+
+    def setup(self):
+        self.enc_embed = nn.Embed(self.vocab, self.dim)
+        self.decoder = ToyDecoder(self.vocab, self.dim, self.max_len)
+
+    def encode(self, encoder_inputs_BxS):
+        mask_BxS = (encoder_inputs_BxS != 0).astype(jnp.float32)
+        x_BxSxD = self.enc_embed(encoder_inputs_BxS) * mask_BxS[..., None]
+        return x_BxSxD.sum(1) / jnp.maximum(mask_BxS.sum(1), 1.0)[:, None]
+
+    def decode(self, encoded_BxD, encoder_inputs_BxS, decoder_tokens_BxL, decode=False):
+        return self.decoder.context(decoder_tokens_BxL, decode, extra_BxD=encoded_BxD)
+
+    def __call__(self, encoder_inputs_BxS, decoder_tokens_BxL, decode=False):
+        encoded_BxD = self.encode(encoder_inputs_BxS)
+        return self.decode(encoded_BxD, encoder_inputs_BxS, decoder_tokens_BxL, decode)
