@@ -9,7 +9,13 @@ The trainer needs four names:
 
 from llm.data.config import default_data_config, resolve_data_dir
 from llm.data.pipeline import make_dataset, make_iterator
-from llm.data.sources import DatasetNotPreparedError, ensure_dataset, get_source
+from llm.data.sources import (
+    DatasetNotPreparedError,
+    ensure_dataset,
+    get_source,
+    pair_keys,
+    text_key,
+)
 from llm.data.tokenizers import ByteTokenizer, Tokenizer, get_tokenizer
 
 __all__ = [
@@ -22,5 +28,7 @@ __all__ = [
     "get_tokenizer",
     "make_dataset",
     "make_iterator",
+    "pair_keys",
     "resolve_data_dir",
+    "text_key",
 ]

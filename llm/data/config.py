@@ -43,8 +43,9 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.spm_model = ""
     # Sentencepiece algorithm when training one: 'unigram' or 'bpe'.
     c.spm_type = "unigram"
-    # Feature holding the text of LM/MLM datasets.
-    c.text_key = "text"
+    # Feature holding the text of LM/MLM datasets ('' = the dataset's
+    # default, 'text' for all known ones).
+    c.text_key = ""
     # Features holding source and target of seq2seq datasets ('' = the
     # dataset's default, e.g. the two languages of a WMT pair).
     c.inputs_key = ""

@@ -29,7 +29,7 @@ def _records(data_cfg, split, *, seed, shard_index, shard_count, shuffle, num_ep
 
 
 def _lm_rows(ds: grain.MapDataset, data_cfg, tok, *, seed) -> grain.IterDataset:
-    ds = ds.map(lm.TokenizeLM(tok, data_cfg.text_key, data_cfg.seq_len))
+    ds = ds.map(lm.TokenizeLM(tok, sources.text_key(data_cfg), data_cfg.seq_len))
     if not data_cfg.pack:
         return ds.map(lm.PadLM(data_cfg.seq_len)).to_iter_dataset(_read_options(data_cfg))
     rows = grain.experimental.FirstFitPackIterDataset(

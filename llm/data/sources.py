@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -10,83 +11,160 @@ import ml_collections
 import tensorflow_datasets as tfds
 
 from llm.data import config as config_lib
-from llm.data.builders import tiny_grammar
+
+FILE_FORMAT = "array_record"
+
+# Builders that TFDS finds by name only once their module is imported (its
+# lazy registry needs TensorFlow for them otherwise).
+_TFDS_MODULES = {
+    **{
+        f"wmt{y}_translate": f"tensorflow_datasets.translate.wmt{y}"
+        for y in (13, 14, 15, 16, 17, 18, 19)
+    },
+    "wmt_t2t_translate": "tensorflow_datasets.translate.wmt_t2t",
+    "cnn_dailymail": "tensorflow_datasets.summarization.cnn_dailymail",
+    "c4": "tensorflow_datasets.text.c4",
+    "wikipedia": "tensorflow_datasets.text.wikipedia",
+}
+
+# This project's builders, one module each (TFDS refuses a class registered
+# twice, and Python imports each module once).
+_PROJECT_MODULES = {
+    "tiny_grammar": "llm.data.builders.tiny_grammar",
+    "tiny_grammar_docs": "llm.data.builders.tiny_grammar_docs",
+    "tiny_numbers": "llm.data.builders.tiny_numbers",
+    "local_text": "llm.data.builders.local_text",
+    "local_parallel": "llm.data.builders.local_parallel",
+    "local_summarization": "llm.data.builders.local_summarization",
+}
 
 # Datasets this project generates: built into data_dir on first use, in
 # seconds, so tiny runs and canaries need no preparation step.
-GENERATED = {"tiny_grammar": tiny_grammar.TinyGrammar}
+GENERATED = ("tiny_grammar", "tiny_grammar_docs", "tiny_numbers")
 
-FILE_FORMAT = "array_record"
+# Feature names of known datasets: text for LM/MLM, (inputs, targets) for
+# seq2seq. WMT pairs take theirs from the config name ('de-en').
+_TEXT_KEYS = {"c4": "text", "lm1b": "text", "wikipedia": "text"}
+_PAIR_KEYS = {
+    "cnn_dailymail": ("article", "highlights"),
+    "tiny_numbers": ("source", "target"),
+    "local_parallel": ("source", "target"),
+    "local_summarization": ("document", "summary"),
+}
 
 
 class DatasetNotPreparedError(FileNotFoundError):
     """A dataset or split is missing from data_dir."""
 
 
-def _base_name(dataset: str) -> str:
+def base_name(dataset: str) -> str:
+    """'wmt14_translate/de-en:1.0.0' -> 'wmt14_translate'."""
     return dataset.split("/")[0].split(":")[0]
 
 
-def _prepare_hint(dataset: str, data_dir: str) -> str:
+def register(dataset: str) -> None:
+    """Imports the module defining `dataset`'s builder, if one is needed."""
+    module = _PROJECT_MODULES.get(base_name(dataset)) or _TFDS_MODULES.get(base_name(dataset))
+    if module:
+        importlib.import_module(module)
+
+
+def text_key(data_cfg: ml_collections.ConfigDict) -> str:
+    """The text feature of an LM/MLM dataset (data.text_key wins if set)."""
+    return data_cfg.text_key or _TEXT_KEYS.get(base_name(data_cfg.dataset), "text")
+
+
+def pair_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, str]:
+    """(inputs, targets) features of a seq2seq dataset; config values win."""
+    name = data_cfg.dataset
+    default = _PAIR_KEYS.get(base_name(name))
+    if default is None and "_translate/" in name:
+        # 'wmt14_translate/de-en' translates de -> en.
+        src, _, tgt = name.split("/")[1].split(":")[0].partition("-")
+        default = (src, tgt)
+    inputs_key = data_cfg.inputs_key or (default or ("", ""))[0]
+    targets_key = data_cfg.targets_key or (default or ("", ""))[1]
+    if not inputs_key or not targets_key:
+        raise ValueError(
+            f"No default features for seq2seq dataset {name!r}: set data.inputs_key "
+            "and data.targets_key."
+        )
+    return inputs_key, targets_key
+
+
+def prepare_hint(dataset: str, data_dir: str) -> str:
+    """The command that prepares `dataset` into `data_dir`."""
     return (
         f"Prepare it with: python -m launch.prepare --dataset={dataset} "
-        f"--data_dir={data_dir} (or set data.data_dir / $LLM_DATA_DIR to where "
-        "it was prepared as array_record)."
+        f"--data_dir={data_dir} (or point data.data_dir / $LLM_DATA_DIR at the "
+        "directory where it was prepared as array_record)."
     )
 
 
-def _builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
-    base = _base_name(dataset)
-    if base in GENERATED:
-        return GENERATED[base](data_dir=data_dir, file_format=FILE_FORMAT)
+def builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
+    """Returns the TFDS builder of `dataset` writing array_record to data_dir."""
+    register(dataset)
     try:
         return tfds.builder(dataset, data_dir=data_dir, file_format=FILE_FORMAT)
-    except (tfds.core.registered.DatasetNotFoundError, FileNotFoundError) as e:
+    except tfds.core.registered.DatasetNotFoundError as e:
         raise DatasetNotPreparedError(
-            f"Dataset {dataset!r} is unknown to TFDS or not in {data_dir}. "
-            + _prepare_hint(dataset, data_dir)
+            f"Dataset {dataset!r} is unknown to TFDS and not in {data_dir}. "
+            + prepare_hint(dataset, data_dir)
         ) from e
+
+
+def _diagnose(dataset: str, split: str, data_dir: str) -> str:
+    """Why `split` of `dataset` cannot be read, as an actionable message."""
+    try:
+        b = builder(dataset, data_dir)
+    except DatasetNotPreparedError as e:
+        return str(e)
+    if not b.is_prepared():
+        return f"Dataset {dataset!r} is not prepared in {data_dir}. " + prepare_hint(
+            dataset, data_dir
+        )
+    available = list(b.info.splits.keys())
+    if split.split("[")[0] not in available:
+        return (
+            f"Split {split!r} of {dataset!r} is not in {data_dir}; available: "
+            f"{available}. Fix data.train_split / data.eval_split."
+        )
+    if b.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+        return (
+            f"{dataset!r} in {data_dir} is stored as {b.info.file_format}, but random "
+            "access needs array_record. " + prepare_hint(dataset, data_dir)
+        )
+    return ""
+
+
+def get_source(data_cfg: ml_collections.ConfigDict, split: str) -> Sequence[Any]:
+    """Returns the random-access source of one split (records are dicts)."""
+    data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
+    register(data_cfg.dataset)
+    try:
+        return tfds.data_source(data_cfg.dataset, split=split, data_dir=data_dir, download=False)
+    except Exception as e:  # TFDS raises many types; explain them in one.
+        reason = _diagnose(data_cfg.dataset, split, data_dir)
+        if not reason:
+            raise
+        raise DatasetNotPreparedError(reason) from e
 
 
 def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
     """Builds a missing generated dataset; fails clearly on a missing real one.
 
     Returns the resolved data_dir. Call it once, before make_iterator.
+    Several processes building the same generated dataset at once is safe in
+    that TFDS writes to a temporary directory and renames it, but wasteful:
+    multi-host runs should call this on one process first.
     """
     data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
-    builder = _builder(data_cfg.dataset, data_dir)
-    if builder.is_prepared():
-        return data_dir
-    if _base_name(data_cfg.dataset) in GENERATED:
-        os.makedirs(data_dir, exist_ok=True)
-        builder.download_and_prepare()
-        return data_dir
-    raise DatasetNotPreparedError(
-        f"Dataset {data_cfg.dataset!r} is not prepared in {data_dir}. "
-        + _prepare_hint(data_cfg.dataset, data_dir)
-    )
-
-
-def get_source(data_cfg: ml_collections.ConfigDict, split: str) -> Sequence[Any]:
-    """Returns the random-access source of one split (records are dicts)."""
-    data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
-    builder = _builder(data_cfg.dataset, data_dir)
-    if not builder.is_prepared():
-        raise DatasetNotPreparedError(
-            f"Dataset {data_cfg.dataset!r} is not prepared in {data_dir}. "
-            + _prepare_hint(data_cfg.dataset, data_dir)
-        )
-    available = list(builder.info.splits.keys())
-    base_split = split.split("[")[0].split("+")[0]
-    if base_split not in available:
-        raise DatasetNotPreparedError(
-            f"Split {split!r} of {data_cfg.dataset!r} not found in {data_dir}; "
-            f"available: {available}. Fix data.train_split / data.eval_split."
-        )
-    if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
-        raise DatasetNotPreparedError(
-            f"{data_cfg.dataset!r} in {data_dir} is stored as "
-            f"{builder.info.file_format}, not {FILE_FORMAT}; random access needs "
-            "array_record. " + _prepare_hint(data_cfg.dataset, data_dir)
-        )
-    return builder.as_data_source(split=split)
+    if base_name(data_cfg.dataset) in GENERATED:
+        b = builder(data_cfg.dataset, data_dir)
+        if not b.is_prepared():
+            os.makedirs(data_dir, exist_ok=True)
+            b.download_and_prepare()
+    # Reading the train split is the real check (and works under
+    # tfds.testing.mock_data, where nothing is prepared on disk).
+    get_source(data_cfg, data_cfg.train_split)
+    return data_dir
