@@ -76,35 +76,29 @@ class ToyDecoder(nn.Module):
     dim: int = 8
     max_len: int = 16
 
-    def setup(self):
-        self.embed = nn.Embed(self.vocab, self.dim)
-        self.pos = nn.Embed(self.max_len, self.dim)
-        self.out = nn.Dense(self.vocab)
-
-    def context(self, tokens_BxL, decode, extra_BxD=None):
+    @nn.compact
+    def __call__(self, tokens_BxL, decode=False, extra_BxD=None):
         batch, length = tokens_BxL.shape
-        if decode and self.has_variable("cache", "cached_x"):
-            cached = self.variable("cache", "cached_x", jnp.zeros, (batch, self.max_len, self.dim))
+        embed = nn.Embed(self.vocab, self.dim, name="embed")
+        pos = nn.Embed(self.max_len, self.dim, name="pos")
+        # As flax attention does: init with decode=True creates the cache at the
+        # input's length and runs the full pass; later calls append to it.
+        initialized = self.has_variable("cache", "cached_x")
+        if decode:
+            cached = self.variable("cache", "cached_x", jnp.zeros, (batch, length, self.dim))
             index = self.variable("cache", "cache_index", lambda: jnp.int32(0))
-            positions_L = index.value + jnp.arange(length)
-            x_BxLxD = self.embed(tokens_BxL) + self.pos(positions_L)[None]
+        if decode and initialized:
+            x_BxLxD = embed(tokens_BxL) + pos(index.value + jnp.arange(length))[None]
             cached.value = jax.lax.dynamic_update_slice(cached.value, x_BxLxD, (0, index.value, 0))
             index.value = index.value + length
-            seen_T = (jnp.arange(self.max_len) < index.value).astype(jnp.float32)
-            ctx_BxD = (cached.value * seen_T[None, :, None]).sum(1) / index.value
-            ctx_BxLxD = ctx_BxD[:, None, :]
+            seen_T = (jnp.arange(cached.value.shape[1]) < index.value).astype(jnp.float32)
+            ctx_BxLxD = ((cached.value * seen_T[None, :, None]).sum(1) / index.value)[:, None, :]
         else:
-            if decode:  # init: create the cache at the full length, as flax attention does
-                self.variable("cache", "cached_x", jnp.zeros, (batch, length, self.dim))
-                self.variable("cache", "cache_index", lambda: jnp.int32(0))
-            x_BxLxD = self.embed(tokens_BxL) + self.pos(jnp.arange(length))[None]
+            x_BxLxD = embed(tokens_BxL) + pos(jnp.arange(length))[None]
             ctx_BxLxD = jnp.cumsum(x_BxLxD, axis=1) / jnp.arange(1, length + 1)[None, :, None]
         if extra_BxD is not None:
             ctx_BxLxD = ctx_BxLxD + extra_BxD[:, None, :]
-        return self.out(jnp.tanh(ctx_BxLxD) * 3.0)
-
-    def __call__(self, tokens_BxL, decode=False):
-        return self.context(tokens_BxL, decode)
+        return nn.Dense(self.vocab, name="out")(jnp.tanh(ctx_BxLxD) * 3.0)
 
 
 class ToyEncoderDecoder(nn.Module):
@@ -124,7 +118,7 @@ class ToyEncoderDecoder(nn.Module):
         return x_BxSxD.sum(1) / jnp.maximum(mask_BxS.sum(1), 1.0)[:, None]
 
     def decode(self, encoded_BxD, encoder_inputs_BxS, decoder_tokens_BxL, decode=False):
-        return self.decoder.context(decoder_tokens_BxL, decode, extra_BxD=encoded_BxD)
+        return self.decoder(decoder_tokens_BxL, decode, encoded_BxD)
 
     def __call__(self, encoder_inputs_BxS, decoder_tokens_BxL, decode=False):
         encoded_BxD = self.encode(encoder_inputs_BxS)
