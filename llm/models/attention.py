@@ -1,0 +1,163 @@
+"""Multi-head attention (MHA/GQA/MQA) with masks and a KV cache for decoding."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from llm.models.config import ModelConfig
+from llm.models.layers import constrain, kernel_init, param_with_axes
+from llm.models.positions import apply_rotary
+
+# Finite, so that a fully masked row (a padding query) gives a uniform softmax, not NaN.
+MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
+
+
+def causal_mask(q_len: int, kv_len: int | None = None) -> jax.Array:
+    """Bool [1, 1, Q, K]: query i sees keys j <= i."""
+    kv_len = q_len if kv_len is None else kv_len
+    return (jnp.arange(kv_len)[None, :] <= jnp.arange(q_len)[:, None])[None, None]
+
+
+def segment_mask(q_segment_BxQ: jax.Array, kv_segment_BxK: jax.Array) -> jax.Array:
+    """Bool [B, 1, Q, K]: tokens attend only within their segment (0 = padding)."""
+    return q_segment_BxQ[:, None, :, None] == kv_segment_BxK[:, None, None, :]
+
+
+def padding_mask(kv_segment_BxK: jax.Array) -> jax.Array:
+    """Bool [B, 1, 1, K]: keys that are not padding (segment id != 0)."""
+    return (kv_segment_BxK != 0)[:, None, None, :]
+
+
+def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
+    """Logical AND of broadcastable bool masks; None entries are ignored."""
+    out = None
+    for m in masks:
+        if m is not None:
+            out = m if out is None else jnp.logical_and(out, m)
+    return out
+
+
+def dot_product_attention(
+    q_BxQxHxK: jax.Array,
+    k_BxSxNxK: jax.Array,
+    v_BxSxNxK: jax.Array,
+    mask: jax.Array | None,
+    dropout: nn.Module | None = None,
+    deterministic: bool = True,
+) -> jax.Array:
+    """softmax(q k^T / sqrt(K)) v with H query heads sharing N kv heads; softmax in float32."""
+    b, q_len, h, k = q_BxQxHxK.shape
+    n = k_BxSxNxK.shape[2]
+    g = h // n
+    q_BxQxNxGxK = q_BxQxHxK.reshape(b, q_len, n, g, k) * jnp.asarray(k**-0.5, q_BxQxHxK.dtype)
+    logits_BxNxGxQxS = jnp.einsum(
+        "bqngk,bsnk->bngqs", q_BxQxNxGxK, k_BxSxNxK, preferred_element_type=jnp.float32
+    )
+    if mask is not None:
+        # mask is [B|1, 1, Q|1, S]: add the group axis.
+        logits_BxNxGxQxS = jnp.where(mask[:, :, None], logits_BxNxGxQxS, MASK_VALUE)
+    probs_BxNxGxQxS = jax.nn.softmax(logits_BxNxGxQxS.astype(jnp.float32), axis=-1)
+    if dropout is not None:
+        probs_BxNxGxQxS = dropout(probs_BxNxGxQxS, deterministic=deterministic)
+    out_BxQxNxGxK = jnp.einsum(
+        "bngqs,bsnk->bqngk", probs_BxNxGxQxS.astype(v_BxSxNxK.dtype), v_BxSxNxK
+    )
+    return out_BxQxNxGxK.reshape(b, q_len, h, k)
+
+
+class Attention(nn.Module):
+    """Self- or cross-attention with explicit einsum kernels and an optional KV cache.
+
+    With `decode=True` the keys/values live in the 'cache' collection
+    ([B, max length, N, K], sized by the init call); `cache_index` (a scalar
+    from the caller) says where the current chunk is written, and the
+    causal mask over the cache is built here.
+    """
+
+    cfg: ModelConfig
+    deterministic: bool = True
+    decode: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        xq_BxQxD: jax.Array,
+        xkv_BxSxD: jax.Array,
+        mask: jax.Array | None = None,
+        *,
+        q_positions: jax.Array | None = None,
+        kv_positions: jax.Array | None = None,
+        cache_index: jax.Array | None = None,
+    ) -> jax.Array:
+        """Attends queries from xq to keys/values from xkv; returns [B, Q, D]."""
+        cfg = self.cfg
+        d, h, n, k = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_size
+        dtype, pdtype = cfg.compute_dtype, cfg.params_dtype
+        proj_init = kernel_init(in_axis=0, out_axis=(1, 2))
+        wq_DxHxK = param_with_axes(
+            self, "query", proj_init, (d, h, k), ("embed", "heads", "kv"), pdtype
+        )
+        wk_DxNxK = param_with_axes(
+            self, "key", proj_init, (d, n, k), ("embed", "kv_heads", "kv"), pdtype
+        )
+        wv_DxNxK = param_with_axes(
+            self, "value", proj_init, (d, n, k), ("embed", "kv_heads", "kv"), pdtype
+        )
+        wo_HxKxD = param_with_axes(
+            self,
+            "out",
+            kernel_init(in_axis=(0, 1), out_axis=2),
+            (h, k, d),
+            ("heads", "kv", "embed"),
+            pdtype,
+        )
+        xq, xkv = xq_BxQxD.astype(dtype), xkv_BxSxD.astype(dtype)
+        q_BxQxHxK = jnp.einsum("bqd,dhk->bqhk", xq, wq_DxHxK.astype(dtype))
+        k_BxSxNxK = jnp.einsum("bsd,dnk->bsnk", xkv, wk_DxNxK.astype(dtype))
+        v_BxSxNxK = jnp.einsum("bsd,dnk->bsnk", xkv, wv_DxNxK.astype(dtype))
+        if cfg.use_bias:
+            zeros = nn.initializers.zeros
+            q_BxQxHxK += param_with_axes(
+                self, "query_bias", zeros, (h, k), ("heads", "kv"), pdtype
+            ).astype(dtype)
+            k_BxSxNxK += param_with_axes(
+                self, "key_bias", zeros, (n, k), ("kv_heads", "kv"), pdtype
+            ).astype(dtype)
+            v_BxSxNxK += param_with_axes(
+                self, "value_bias", zeros, (n, k), ("kv_heads", "kv"), pdtype
+            ).astype(dtype)
+        if q_positions is not None:
+            q_BxQxHxK = apply_rotary(q_BxQxHxK, q_positions, cfg.rope_theta)
+        if kv_positions is not None:
+            k_BxSxNxK = apply_rotary(k_BxSxNxK, kv_positions, cfg.rope_theta)
+        q_BxQxHxK = constrain(q_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
+
+        if self.decode:
+            cached_k = self.variable(
+                "cache", "cached_key", jnp.zeros, k_BxSxNxK.shape, k_BxSxNxK.dtype
+            )
+            cached_v = self.variable(
+                "cache", "cached_value", jnp.zeros, v_BxSxNxK.shape, v_BxSxNxK.dtype
+            )
+            if cache_index is not None:
+                start = (0, cache_index, 0, 0)
+                k_BxSxNxK = jax.lax.dynamic_update_slice(cached_k.value, k_BxSxNxK, start)
+                v_BxSxNxK = jax.lax.dynamic_update_slice(cached_v.value, v_BxSxNxK, start)
+                cached_k.value, cached_v.value = k_BxSxNxK, v_BxSxNxK
+                q_len, s_len = q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]
+                visible_QxS = jnp.arange(s_len)[None, :] <= cache_index + jnp.arange(q_len)[:, None]
+                mask = combine_masks(mask, visible_QxS[None, None])
+
+        dropout = nn.Dropout(cfg.attention_dropout_rate) if cfg.attention_dropout_rate > 0 else None
+        out_BxQxHxK = dot_product_attention(
+            q_BxQxHxK, k_BxSxNxK, v_BxSxNxK, mask, dropout, self.deterministic
+        )
+        out_BxQxHxK = constrain(out_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
+        out_BxQxD = jnp.einsum("bqhk,hkd->bqd", out_BxQxHxK, wo_HxKxD.astype(dtype))
+        if cfg.use_bias:
+            out_BxQxD += param_with_axes(
+                self, "out_bias", nn.initializers.zeros, (d,), ("embed",), pdtype
+            ).astype(dtype)
+        return out_BxQxD

@@ -1,0 +1,198 @@
+"""ModelConfig: the frozen, validated description of one Transformer model."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+
+FAMILIES = ("decoder", "encoder", "encoder_decoder")
+POSITIONS = ("learned", "sinusoidal", "rotary", "none")
+NORMS = ("layernorm", "rmsnorm")
+ACTIVATIONS = ("relu", "gelu", "gelu_exact", "swiglu")
+REMATS = ("none", "full", "dots")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Sizes and choices of a decoder, encoder (BERT) or encoder-decoder (AIAYN)."""
+
+    # `decoder` (GPT/LLaMA), `encoder` (BERT) or `encoder_decoder` (AIAYN).
+    family: str = "decoder"
+    # Token vocabulary size (a padded vocabulary is fine).
+    vocab_size: int = 32000
+    # Width of the residual stream.
+    d_model: int = 512
+    # Query heads.
+    num_heads: int = 8
+    # Key/value heads: None = num_heads (MHA), 1 = MQA, in between = GQA.
+    num_kv_heads: int | None = None
+    # Per-head size: None = d_model // num_heads.
+    head_dim: int | None = None
+    # Hidden size of the feed-forward block.
+    d_ff: int = 2048
+    # Layers of a `decoder` or `encoder`; fallback for the two stacks below.
+    num_layers: int = 6
+    # Layers of the encoder / decoder stacks of `encoder_decoder` (0 = num_layers).
+    num_encoder_layers: int = 0
+    num_decoder_layers: int = 0
+    # Longest sequence: the learned position table size and the cache length.
+    max_len: int = 1024
+    # `learned`, `sinusoidal`, `rotary` or `none`.
+    position: str = "learned"
+    # Rotary base frequency (LLaMA: 10000).
+    rope_theta: float = 10000.0
+    # `layernorm` or `rmsnorm`.
+    norm: str = "layernorm"
+    norm_eps: float = 1e-5
+    # True: x + f(norm(x)) (GPT-2, LLaMA); False: norm(x + f(x)) (AIAYN, BERT).
+    pre_norm: bool = True
+    # `relu` (AIAYN), `gelu` (tanh approx, GPT-2), `gelu_exact` (BERT), `swiglu` (LLaMA).
+    activation: str = "gelu"
+    # Dropout on embeddings and on each sublayer output before the residual add.
+    dropout_rate: float = 0.0
+    # Dropout on attention weights.
+    attention_dropout_rate: float = 0.0
+    # Share the token embedding with the output projection (and, for
+    # encoder_decoder, between encoder and decoder inputs: AIAYN 3.4).
+    tie_embeddings: bool = True
+    # Multiply embeddings by sqrt(d_model) (AIAYN 3.4).
+    scale_embeddings: bool = False
+    # Biases in dense layers (False for LLaMA).
+    use_bias: bool = True
+    # BERT token-type (segment A/B) vocabulary; 0 = no token-type embedding.
+    type_vocab_size: int = 0
+    # Run the layers with nn.scan (parameters get a leading `layers` axis).
+    scan_layers: bool = False
+    # Rematerialisation of each layer: `none`, `full` or `dots` (save matmuls).
+    remat: str = "none"
+    # Compute dtype and parameter dtype.
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        errors = _validate(self)
+        if errors:
+            raise ValueError("Bad model config:\n  " + "\n  ".join(errors))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
+        """Builds a config from a dict/ConfigDict, naming unknown keys and bad values."""
+        items = dict(d.items()) if hasattr(d, "items") else dict(d)
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in items if k not in known]
+        if unknown:
+            msgs = []
+            for k in unknown:
+                close = difflib.get_close_matches(k, known, n=3)
+                hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+                msgs.append(f"unknown model config key {k!r}{hint}")
+            raise ValueError("; ".join(msgs) + f". Known keys: {', '.join(known)}.")
+        return cls(**items)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the fields as a plain dict (round-trips through from_dict)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """Returns a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def kv_heads(self) -> int:
+        """Number of key/value heads, resolved."""
+        return self.num_heads if self.num_kv_heads is None else self.num_kv_heads
+
+    @property
+    def head_size(self) -> int:
+        """Per-head size, resolved."""
+        return self.d_model // self.num_heads if self.head_dim is None else self.head_dim
+
+    @property
+    def encoder_layers(self) -> int:
+        """Encoder layers of an encoder_decoder (num_layers when 0)."""
+        return self.num_encoder_layers or self.num_layers
+
+    @property
+    def decoder_layers(self) -> int:
+        """Decoder layers of an encoder_decoder (num_layers when 0)."""
+        return self.num_decoder_layers or self.num_layers
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        """Compute dtype as a jnp dtype."""
+        return jnp.dtype(self.dtype)
+
+    @property
+    def params_dtype(self) -> jnp.dtype:
+        """Parameter dtype as a jnp dtype."""
+        return jnp.dtype(self.param_dtype)
+
+
+def _choice(name: str, value: Any, options: tuple[str, ...]) -> str | None:
+    if value in options:
+        return None
+    close = difflib.get_close_matches(str(value), options, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{name}={value!r} is not one of {', '.join(options)}{hint}"
+
+
+def _validate(c: ModelConfig) -> list[str]:
+    errors = []
+    for name, options in (
+        ("family", FAMILIES),
+        ("position", POSITIONS),
+        ("norm", NORMS),
+        ("activation", ACTIVATIONS),
+        ("remat", REMATS),
+        ("dtype", DTYPES),
+        ("param_dtype", DTYPES),
+    ):
+        err = _choice(name, getattr(c, name), options)
+        if err:
+            errors.append(err)
+    for name in ("vocab_size", "d_model", "num_heads", "d_ff", "max_len"):
+        v = getattr(c, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            errors.append(f"{name}={v!r} must be a positive integer")
+    for name in ("num_layers", "num_encoder_layers", "num_decoder_layers", "type_vocab_size"):
+        v = getattr(c, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            errors.append(f"{name}={v!r} must be a non-negative integer")
+    if errors:
+        return errors
+    if c.head_dim is None and c.d_model % c.num_heads:
+        errors.append(
+            f"d_model={c.d_model} is not divisible by num_heads={c.num_heads}: change "
+            "one of them or set head_dim explicitly"
+        )
+    if c.head_dim is not None and c.head_dim <= 0:
+        errors.append(f"head_dim={c.head_dim} must be positive (or None = d_model // num_heads)")
+    if c.num_kv_heads is not None:
+        if c.num_kv_heads <= 0 or c.num_heads % c.num_kv_heads:
+            errors.append(
+                f"num_heads={c.num_heads} is not divisible by num_kv_heads={c.num_kv_heads}: "
+                "use a divisor of num_heads (1 = MQA) or None (= num_heads)"
+            )
+    if c.position == "rotary" and c.head_size % 2:
+        errors.append(f"rotary positions need an even head size, got {c.head_size}")
+    if c.family == "encoder_decoder":
+        if c.encoder_layers <= 0 or c.decoder_layers <= 0:
+            errors.append(
+                "encoder_decoder needs num_encoder_layers/num_decoder_layers (or num_layers) > 0"
+            )
+    elif c.num_layers <= 0:
+        errors.append(f"num_layers={c.num_layers} must be positive for family={c.family!r}")
+    for name in ("dropout_rate", "attention_dropout_rate"):
+        v = getattr(c, name)
+        if not 0.0 <= v < 1.0:
+            errors.append(f"{name}={v} must be in [0, 1)")
+    if c.norm_eps <= 0:
+        errors.append(f"norm_eps={c.norm_eps} must be positive")
+    if c.position == "sinusoidal" and c.d_model % 2:
+        errors.append(f"sinusoidal positions need an even d_model, got {c.d_model}")
+    return errors

@@ -1,0 +1,521 @@
+"""Decoder (GPT-2/GPT-3/LLaMA), Encoder (BERT) and EncoderDecoder (AIAYN) models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from llm.models.attention import Attention, causal_mask, combine_masks, padding_mask, segment_mask
+from llm.models.config import ModelConfig
+from llm.models.layers import MLP, Dense, Embed, constrain, make_norm, param_with_axes
+from llm.models.positions import LearnedPositions, sinusoidal
+
+Batch = Mapping[str, jax.Array]
+LossTerms = dict[str, tuple[jax.Array, jax.Array, jax.Array]]
+ACT_BLD = ("act_batch", "act_len", "act_embed")
+
+
+class Block(nn.Module):
+    """One Transformer layer: self-attention, optional cross-attention, feed-forward.
+
+    Pre-LN: x + drop(f(norm(x))); post-LN: norm(x + drop(f(x))). Returns
+    (x, None) so that the same class runs unrolled or under nn.scan.
+    """
+
+    cfg: ModelConfig
+    cross: bool = False
+    deterministic: bool = True
+    decode: bool = False
+
+    def _sublayer(self, x_BxLxD: jax.Array, fn, name: str) -> jax.Array:
+        norm = make_norm(self.cfg, name=f"{name}_norm")
+        drop = nn.Dropout(self.cfg.dropout_rate, deterministic=self.deterministic)
+        if self.cfg.pre_norm:
+            return x_BxLxD + drop(fn(norm(x_BxLxD)))
+        return norm(x_BxLxD + drop(fn(x_BxLxD)))
+
+    @nn.compact
+    def __call__(
+        self,
+        x_BxLxD: jax.Array,
+        self_mask: jax.Array | None,
+        rope_positions_BxL: jax.Array | None,
+        encoded_BxSxD: jax.Array | None,
+        cross_mask: jax.Array | None,
+        cache_index: jax.Array | None,
+    ) -> tuple[jax.Array, None]:
+        """Applies the layer; arguments are positional for nn.scan broadcasting."""
+        cfg = self.cfg
+        self_attn = Attention(cfg, self.deterministic, self.decode, name="self_attn")
+        x_BxLxD = self._sublayer(
+            x_BxLxD,
+            lambda h: self_attn(
+                h,
+                h,
+                self_mask,
+                q_positions=rope_positions_BxL,
+                kv_positions=rope_positions_BxL,
+                cache_index=cache_index,
+            ),
+            "self_attn",
+        )
+        if self.cross:
+            cross_attn = Attention(cfg, self.deterministic, decode=False, name="cross_attn")
+            x_BxLxD = self._sublayer(
+                x_BxLxD, lambda h: cross_attn(h, encoded_BxSxD, cross_mask), "cross_attn"
+            )
+        x_BxLxD = self._sublayer(x_BxLxD, MLP(cfg, name="mlp"), "mlp")
+        return constrain(x_BxLxD, ACT_BLD), None
+
+
+class Stack(nn.Module):
+    """num_layers Blocks, unrolled (layers_0, layers_1, ...) or scanned ('layers' axis)."""
+
+    cfg: ModelConfig
+    num_layers: int
+    cross: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        x_BxLxD: jax.Array,
+        self_mask: jax.Array | None = None,
+        rope_positions_BxL: jax.Array | None = None,
+        encoded_BxSxD: jax.Array | None = None,
+        cross_mask: jax.Array | None = None,
+        cache_index: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+        decode: bool = False,
+    ) -> jax.Array:
+        """Runs the layers; the final norm of pre-LN models is applied by the caller."""
+        cfg = self.cfg
+        block = Block
+        if cfg.remat != "none":
+            policy = (
+                None
+                if cfg.remat == "full"
+                else jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+            )
+            block = nn.remat(block, policy=policy, prevent_cse=not cfg.scan_layers)
+        args = (self_mask, rope_positions_BxL, encoded_BxSxD, cross_mask, cache_index)
+        if cfg.scan_layers:
+            scanned = nn.scan(
+                block,
+                variable_axes={"params": 0, "cache": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(nn.broadcast,) * len(args),
+                length=self.num_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            x_BxLxD, _ = scanned(cfg, self.cross, deterministic, decode, name="layers")(
+                x_BxLxD, *args
+            )
+        else:
+            for i in range(self.num_layers):
+                x_BxLxD, _ = block(cfg, self.cross, deterministic, decode, name=f"layers_{i}")(
+                    x_BxLxD, *args
+                )
+        return x_BxLxD
+
+
+class DecodeIndex(nn.Module):
+    """Position of the next token in the KV cache ('cache' collection)."""
+
+    @nn.compact
+    def __call__(self, length: int) -> jax.Array | None:
+        """Returns the current index and advances it; None on the init call."""
+        ready = self.has_variable("cache", "index")
+        index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+        if not ready:
+            return None
+        current = index.value
+        index.value = current + length
+        return current
+
+
+def _default_positions(batch: int, length: int, offset: jax.Array | None = None) -> jax.Array:
+    pos_BxL = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32)[None], (batch, length))
+    return pos_BxL if offset is None else pos_BxL + offset
+
+
+def _embed_stddev(cfg: ModelConfig) -> float:
+    # Scaled embeddings (AIAYN) are initialised at 1/sqrt(d) so that x*sqrt(d) has unit scale.
+    return cfg.d_model**-0.5 if cfg.scale_embeddings else 0.02
+
+
+class _Embedding(nn.Module):
+    """Token (+ position, + token type) embedding, optional norm, dropout."""
+
+    cfg: ModelConfig
+    token_embed: Embed
+    with_types: bool = False
+    with_norm: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        tokens_BxL: jax.Array,
+        positions_BxL: jax.Array,
+        token_type_ids_BxL: jax.Array | None,
+        deterministic: bool,
+    ) -> jax.Array:
+        """Returns x_BxLxD in the compute dtype."""
+        cfg = self.cfg
+        x_BxLxD = self.token_embed(tokens_BxL)
+        if cfg.scale_embeddings:
+            x_BxLxD = x_BxLxD * jnp.asarray(math.sqrt(cfg.d_model), x_BxLxD.dtype)
+        if cfg.position == "learned":
+            x_BxLxD = x_BxLxD + LearnedPositions(
+                cfg.max_len, cfg.d_model, cfg.compute_dtype, cfg.params_dtype, name="pos_embed"
+            )(positions_BxL)
+        elif cfg.position == "sinusoidal":
+            x_BxLxD = x_BxLxD + sinusoidal(positions_BxL, cfg.d_model).astype(x_BxLxD.dtype)
+        if self.with_types and cfg.type_vocab_size > 0:
+            if token_type_ids_BxL is None:
+                token_type_ids_BxL = jnp.zeros_like(tokens_BxL)
+            x_BxLxD = x_BxLxD + Embed(
+                cfg.type_vocab_size,
+                cfg.d_model,
+                cfg.compute_dtype,
+                cfg.params_dtype,
+                axes=("type_vocab", "embed"),
+                name="type_embed",
+            )(token_type_ids_BxL)
+        if self.with_norm:
+            x_BxLxD = make_norm(self.cfg, name="embed_norm")(x_BxLxD)
+        x_BxLxD = nn.Dropout(cfg.dropout_rate)(x_BxLxD, deterministic=deterministic)
+        return constrain(x_BxLxD.astype(cfg.compute_dtype), ACT_BLD)
+
+
+class _LMHead(nn.Module):
+    """Final projection to the vocabulary: tied (embedding^T) or untied, float32 logits."""
+
+    cfg: ModelConfig
+    token_embed: Embed
+
+    @nn.compact
+    def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
+        """Returns logits_BxLxV in float32."""
+        cfg = self.cfg
+        if cfg.tie_embeddings:
+            logits_BxLxV = self.token_embed.attend(x_BxLxD)
+        else:
+            logits_BxLxV = Dense(
+                cfg.vocab_size,
+                ("embed", "vocab"),
+                False,
+                jnp.float32,
+                cfg.params_dtype,
+                name="lm_head",
+            )(x_BxLxD.astype(jnp.float32))
+        return constrain(logits_BxLxV, ("act_batch", "act_len", "act_vocab"))
+
+
+class Decoder(nn.Module):
+    """Causal LM (GPT-2/GPT-3/LLaMA by config) with packed-segment masks and a KV cache."""
+
+    cfg: ModelConfig
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.token_embed = Embed(
+            cfg.vocab_size, cfg.d_model, cfg.compute_dtype, cfg.params_dtype, _embed_stddev(cfg)
+        )
+        self.embedding = _Embedding(cfg, self.token_embed)
+        self.decode_index = DecodeIndex()
+        self.stack = Stack(cfg, cfg.num_layers)
+        if cfg.pre_norm:
+            self.final_norm = make_norm(cfg)
+        self.head = _LMHead(cfg, self.token_embed)
+
+    def __call__(
+        self,
+        tokens_BxL: jax.Array,
+        *,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+        deterministic: bool = True,
+        decode: bool = False,
+    ) -> jax.Array:
+        """Returns logits_BxLxV (float32); decode=True reads/writes the 'cache' collection."""
+        cfg = self.cfg
+        b, length = tokens_BxL.shape
+        cache_index = self.decode_index(length) if decode else None
+        if positions is None:
+            positions = _default_positions(b, length, cache_index)
+        x_BxLxD = self.embedding(tokens_BxL, positions, None, deterministic)
+        if cache_index is None:
+            seg_mask = None if segment_ids is None else segment_mask(segment_ids, segment_ids)
+            mask = combine_masks(causal_mask(length), seg_mask)
+        else:
+            mask = None  # the causal mask over the cache is built in Attention
+        rope = positions if cfg.position == "rotary" else None
+        x_BxLxD = self.stack(
+            x_BxLxD, mask, rope, None, None, cache_index, deterministic=deterministic, decode=decode
+        )
+        if cfg.pre_norm:
+            x_BxLxD = self.final_norm(x_BxLxD)
+        return self.head(x_BxLxD)
+
+    def loss_terms(self, batch: Batch, *, deterministic: bool = True) -> LossTerms:
+        """{'lm': (logits_BxLxV, targets_BxL, weights_BxL)} for a causal-LM batch."""
+        logits_BxLxV = self(
+            batch["inputs"],
+            positions=batch.get("positions"),
+            segment_ids=batch.get("segment_ids"),
+            deterministic=deterministic,
+        )
+        return {"lm": (logits_BxLxV, batch["targets"], batch["weights"])}
+
+
+class Encoder(nn.Module):
+    """Bidirectional encoder (BERT) with MLM head and NSP head."""
+
+    cfg: ModelConfig
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.token_embed = Embed(
+            cfg.vocab_size, cfg.d_model, cfg.compute_dtype, cfg.params_dtype, _embed_stddev(cfg)
+        )
+        self.embedding = _Embedding(cfg, self.token_embed, with_types=True, with_norm=True)
+        self.stack = Stack(cfg, cfg.num_layers)
+        if cfg.pre_norm:
+            self.final_norm = make_norm(cfg)
+        dense = lambda f, axes, dt: Dense(f, axes, cfg.use_bias, dt, cfg.params_dtype)  # noqa: E731
+        self.mlm_transform = dense(cfg.d_model, ("embed", "mlp"), cfg.compute_dtype)
+        self.mlm_norm = make_norm(cfg)
+        if not cfg.tie_embeddings:
+            self.mlm_decoder = Dense(
+                cfg.vocab_size, ("embed", "vocab"), False, jnp.float32, cfg.params_dtype
+            )
+        self.mlm_bias = param_with_axes(
+            self, "mlm_bias", nn.initializers.zeros, (cfg.vocab_size,), ("vocab",), cfg.params_dtype
+        )
+        self.pooler = dense(cfg.d_model, ("embed", "mlp"), cfg.compute_dtype)
+        self.nsp_classifier = Dense(2, ("mlp", None), True, jnp.float32, cfg.params_dtype)
+
+    def encode(
+        self,
+        tokens_BxL: jax.Array,
+        *,
+        token_type_ids: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Returns the final hidden states x_BxLxD."""
+        b, length = tokens_BxL.shape
+        if positions is None:
+            positions = _default_positions(b, length)
+        x_BxLxD = self.embedding(tokens_BxL, positions, token_type_ids, deterministic)
+        mask = None if segment_ids is None else segment_mask(segment_ids, segment_ids)
+        rope = positions if self.cfg.position == "rotary" else None
+        x_BxLxD = self.stack(x_BxLxD, mask, rope, deterministic=deterministic)
+        if self.cfg.pre_norm:
+            x_BxLxD = self.final_norm(x_BxLxD)
+        return x_BxLxD
+
+    def mlm_logits(self, x_BxLxD: jax.Array) -> jax.Array:
+        """BERT MLM head: dense + activation + norm, tied (or untied) decoder + bias; float32."""
+        act = {"relu": jax.nn.relu, "gelu_exact": lambda v: jax.nn.gelu(v, approximate=False)}.get(
+            self.cfg.activation, lambda v: jax.nn.gelu(v, approximate=True)
+        )
+        h_BxLxD = self.mlm_norm(act(self.mlm_transform(x_BxLxD)))
+        if self.cfg.tie_embeddings:
+            logits_BxLxV = self.token_embed.attend(h_BxLxD)
+        else:
+            logits_BxLxV = self.mlm_decoder(h_BxLxD.astype(jnp.float32))
+        logits_BxLxV = logits_BxLxV + self.mlm_bias.astype(jnp.float32)
+        return constrain(logits_BxLxV, ("act_batch", "act_len", "act_vocab"))
+
+    def nsp_logits(self, x_BxLxD: jax.Array) -> jax.Array:
+        """NSP head: tanh pooler on the first token, then a 2-way classifier; [B, 2] float32."""
+        pooled_BxD = jnp.tanh(self.pooler(x_BxLxD[:, 0]))
+        return self.nsp_classifier(pooled_BxD.astype(jnp.float32))
+
+    def __call__(
+        self,
+        tokens_BxL: jax.Array,
+        *,
+        token_type_ids: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Returns MLM logits_BxLxV (float32)."""
+        x_BxLxD = self.encode(
+            tokens_BxL,
+            token_type_ids=token_type_ids,
+            segment_ids=segment_ids,
+            positions=positions,
+            deterministic=deterministic,
+        )
+        return self.mlm_logits(x_BxLxD)
+
+    def loss_terms(self, batch: Batch, *, deterministic: bool = True) -> LossTerms:
+        """{'mlm': ...} and, when batch has 'nsp_labels', {'nsp': (logits_Bx2, labels_B, ones_B)}."""
+        x_BxLxD = self.encode(
+            batch["inputs"],
+            token_type_ids=batch.get("token_type_ids"),
+            segment_ids=batch.get("segment_ids"),
+            positions=batch.get("positions"),
+            deterministic=deterministic,
+        )
+        terms = {"mlm": (self.mlm_logits(x_BxLxD), batch["targets"], batch["weights"])}
+        if "nsp_labels" in batch:
+            labels_B = batch["nsp_labels"]
+            terms["nsp"] = (
+                self.nsp_logits(x_BxLxD),
+                labels_B,
+                jnp.ones(labels_B.shape, jnp.float32),
+            )
+        return terms
+
+
+class EncoderDecoder(nn.Module):
+    """AIAYN encoder-decoder with cross-attention and shared, scaled embeddings by config."""
+
+    cfg: ModelConfig
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        embed = lambda: Embed(  # noqa: E731
+            cfg.vocab_size, cfg.d_model, cfg.compute_dtype, cfg.params_dtype, _embed_stddev(cfg)
+        )
+        if cfg.tie_embeddings:
+            # AIAYN 3.4: one matrix for encoder input, decoder input and pre-softmax projection.
+            self.token_embed = embed()
+            encoder_embed = decoder_embed = self.token_embed
+        else:
+            self.encoder_token_embed = embed()
+            self.decoder_token_embed = embed()
+            encoder_embed, decoder_embed = self.encoder_token_embed, self.decoder_token_embed
+        self.encoder_embedding = _Embedding(cfg, encoder_embed)
+        self.decoder_embedding = _Embedding(cfg, decoder_embed)
+        self.encoder_stack = Stack(cfg, cfg.encoder_layers)
+        self.decoder_stack = Stack(cfg, cfg.decoder_layers, cross=True)
+        if cfg.pre_norm:
+            self.encoder_norm = make_norm(cfg)
+            self.decoder_norm = make_norm(cfg)
+        self.decode_index = DecodeIndex()
+        self.head = _LMHead(cfg, decoder_embed)
+
+    def encode(
+        self,
+        encoder_inputs: jax.Array,
+        *,
+        encoder_segment_ids: jax.Array | None = None,
+        encoder_positions: jax.Array | None = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Returns encoded_BxSxD."""
+        b, length = encoder_inputs.shape
+        if encoder_positions is None:
+            encoder_positions = _default_positions(b, length)
+        x_BxSxD = self.encoder_embedding(encoder_inputs, encoder_positions, None, deterministic)
+        mask = (
+            None
+            if encoder_segment_ids is None
+            else segment_mask(encoder_segment_ids, encoder_segment_ids)
+        )
+        rope = encoder_positions if self.cfg.position == "rotary" else None
+        x_BxSxD = self.encoder_stack(x_BxSxD, mask, rope, deterministic=deterministic)
+        if self.cfg.pre_norm:
+            x_BxSxD = self.encoder_norm(x_BxSxD)
+        return x_BxSxD
+
+    def decode(
+        self,
+        encoded_BxSxD: jax.Array,
+        decoder_inputs: jax.Array,
+        *,
+        encoder_segment_ids: jax.Array | None = None,
+        decoder_segment_ids: jax.Array | None = None,
+        decoder_positions: jax.Array | None = None,
+        deterministic: bool = True,
+        decode: bool = False,
+    ) -> jax.Array:
+        """Returns logits_BxLxV (float32); decode=True uses the self-attention KV cache."""
+        cfg = self.cfg
+        b, length = decoder_inputs.shape
+        cache_index = self.decode_index(length) if decode else None
+        if decoder_positions is None:
+            decoder_positions = _default_positions(b, length, cache_index)
+        x_BxLxD = self.decoder_embedding(decoder_inputs, decoder_positions, None, deterministic)
+        if cache_index is None:
+            seg = (
+                None
+                if decoder_segment_ids is None
+                else segment_mask(decoder_segment_ids, decoder_segment_ids)
+            )
+            self_mask = combine_masks(causal_mask(length), seg)
+        else:
+            self_mask = None
+        if encoder_segment_ids is None:
+            cross_mask = None
+        elif decoder_segment_ids is None or cache_index is not None:
+            cross_mask = padding_mask(encoder_segment_ids)
+        else:
+            cross_mask = segment_mask(decoder_segment_ids, encoder_segment_ids)
+        rope = decoder_positions if cfg.position == "rotary" else None
+        x_BxLxD = self.decoder_stack(
+            x_BxLxD,
+            self_mask,
+            rope,
+            encoded_BxSxD,
+            cross_mask,
+            cache_index,
+            deterministic=deterministic,
+            decode=decode,
+        )
+        if cfg.pre_norm:
+            x_BxLxD = self.decoder_norm(x_BxLxD)
+        return self.head(x_BxLxD)
+
+    def __call__(
+        self,
+        encoder_inputs: jax.Array,
+        decoder_inputs: jax.Array,
+        *,
+        encoder_segment_ids: jax.Array | None = None,
+        decoder_segment_ids: jax.Array | None = None,
+        encoder_positions: jax.Array | None = None,
+        decoder_positions: jax.Array | None = None,
+        deterministic: bool = True,
+        decode: bool = False,
+    ) -> jax.Array:
+        """Encodes then decodes; returns logits_BxLxV (float32)."""
+        encoded_BxSxD = self.encode(
+            encoder_inputs,
+            encoder_segment_ids=encoder_segment_ids,
+            encoder_positions=encoder_positions,
+            deterministic=deterministic,
+        )
+        return self.decode(
+            encoded_BxSxD,
+            decoder_inputs,
+            encoder_segment_ids=encoder_segment_ids,
+            decoder_segment_ids=decoder_segment_ids,
+            decoder_positions=decoder_positions,
+            deterministic=deterministic,
+            decode=decode,
+        )
+
+    def loss_terms(self, batch: Batch, *, deterministic: bool = True) -> LossTerms:
+        """{'lm': (logits_BxLxV, targets_BxL, weights_BxL)} for a seq2seq batch."""
+        logits_BxLxV = self(
+            batch["encoder_inputs"],
+            batch["decoder_inputs"],
+            encoder_segment_ids=batch.get("encoder_segment_ids"),
+            decoder_segment_ids=batch.get("decoder_segment_ids"),
+            encoder_positions=batch.get("encoder_positions"),
+            decoder_positions=batch.get("decoder_positions"),
+            deterministic=deterministic,
+        )
+        return {"lm": (logits_BxLxV, batch["targets"], batch["weights"])}

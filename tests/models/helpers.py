@@ -1,0 +1,56 @@
+"""Shared helpers for model tests: tiny configs and embedding-gradient probes."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from llm.models import ModelConfig
+from llm.models.layers import Embed
+
+
+def tiny(**overrides) -> ModelConfig:
+    """A tiny config (fast on CPU); overrides replace fields."""
+    base = dict(
+        family="decoder",
+        vocab_size=37,
+        d_model=16,
+        num_heads=4,
+        d_ff=32,
+        num_layers=2,
+        max_len=16,
+    )
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+def with_embedding_delta(fn, delta_BxLxD: jax.Array, module_name: str = "token_embed"):
+    """Runs fn() with delta added to the output of the named token-embedding lookup."""
+
+    def interceptor(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if (
+            isinstance(context.module, Embed)
+            and context.method_name == "__call__"
+            and context.module.name == module_name
+            and out.shape == delta_BxLxD.shape
+        ):
+            out = out + delta_BxLxD.astype(out.dtype)
+        return out
+
+    with nn.intercept_methods(interceptor):
+        return fn()
+
+
+def logit_input_jacobian(apply_fn, shape_BxLxD: tuple[int, ...], row: int = 0) -> jax.Array:
+    """|d (logits[row, t] . w) / d embedding[row, s]| summed over D: [T, S]."""
+    w = jax.random.normal(jax.random.key(7), (1000,))
+
+    def f(delta):
+        logits_BxTxV = with_embedding_delta(apply_fn, delta)
+        v = logits_BxTxV.shape[-1]
+        return logits_BxTxV[row] @ w[:v]
+
+    jac_TxBxSxD = jax.jacrev(f)(jnp.zeros(shape_BxLxD, jnp.float32))
+    return jnp.abs(jac_TxBxSxD[:, row]).sum(-1)
