@@ -1,6 +1,10 @@
 """Decoding: greedy, sampling and beam search over a cached step function; checkpoint averaging."""
 
-from llm.decode.adapters import decoder_tokens_to_logits, encoder_decoder_tokens_to_logits, init_cache
+from llm.decode.adapters import (
+    decoder_tokens_to_logits,
+    encoder_decoder_tokens_to_logits,
+    init_cache,
+)
 from llm.decode.averaging import average_params
 from llm.decode.beam_search import beam_search, length_penalty
 from llm.decode.beams import gather_beams, repeat_for_beams

@@ -39,7 +39,9 @@ def _last_logits(logits_BxLxV: jax.Array) -> jax.Array:
     return logits_BxLxV[:, -1, :].astype(jnp.float32)
 
 
-def decoder_tokens_to_logits(model: nn.Module, params: PyTree, **apply_kwargs: Any) -> TokensToLogits:
+def decoder_tokens_to_logits(
+    model: nn.Module, params: PyTree, **apply_kwargs: Any
+) -> TokensToLogits:
     """Step function for a decoder-only model with a flax 'cache' collection."""
 
     def tokens_to_logits(token_ids_Bx1: jax.Array, cache: PyTree) -> tuple[jax.Array, PyTree]:

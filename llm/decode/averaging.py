@@ -1,6 +1,7 @@
 """Checkpoint averaging (AIAYN averaged the last 5 or 20 checkpoints)."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,9 @@ def average_params(params_list: Sequence[PyTree]) -> PyTree:
     structure = jax.tree.structure(params_list[0])
     for i, params in enumerate(params_list[1:], start=1):
         if jax.tree.structure(params) != structure:
-            raise ValueError(f"parameter tree {i} differs in structure from tree 0; average checkpoints of one model")
+            raise ValueError(
+                f"parameter tree {i} differs in structure from tree 0; average checkpoints of one model"
+            )
     count = len(params_list)
 
     def mean(*leaves):

@@ -12,7 +12,8 @@ position every top-K candidate is finished, scored at its full length. A row
 stops once no alive beam can still beat its worst finished one.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +85,9 @@ def beam_search(
         top_logp_BxC, top_idx_BxC = jax.lax.top_k(cand_BxKV, min(2 * k, k * vocab))
         top_beam_BxC = top_idx_BxC // vocab
         top_token_BxC = (top_idx_BxC % vocab).astype(jnp.int32)
-        top_seq_BxCxT = _set_position(beams.gather_BxK(alive_seq_BxKxT, top_beam_BxC), top_token_BxC, pos)
+        top_seq_BxCxT = _set_position(
+            beams.gather_BxK(alive_seq_BxKxT, top_beam_BxC), top_token_BxC, pos
+        )
 
         ends_BxC = (top_token_BxC == eos_id) | is_last_B[:, None]
         in_top_k_BxC = jnp.arange(top_logp_BxC.shape[1])[None, :] < k
@@ -120,7 +123,15 @@ def beam_search(
         bound_B = alive_logp_BxK[:, 0] / best_lp_B
         hopeless_B = fin_score_BxK[:, k - 1] >= bound_B
         done_B = done_B | (~forced_B & (is_last_B | hopeless_B))
-        return step + 1, alive_seq_BxKxT, alive_logp_BxK, fin_seq_BxKxT, fin_score_BxK, cache, done_B
+        return (
+            step + 1,
+            alive_seq_BxKxT,
+            alive_logp_BxK,
+            fin_seq_BxKxT,
+            fin_score_BxK,
+            cache,
+            done_B,
+        )
 
     def cond_fn(state):
         step, *_, done_B = state
@@ -131,8 +142,15 @@ def beam_search(
     alive_logp_BxK = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (batch, 1))
     fin_score_BxK = jnp.full((batch, k), NEG_INF, jnp.float32)
     cache = beams.repeat_for_beams(cache, k, batch, batch_axis=cache_batch_axis)
-    init = (jnp.int32(0), alive_seq_BxKxT, alive_logp_BxK, alive_seq_BxKxT, fin_score_BxK, cache,
-            jnp.zeros((batch,), bool))
+    init = (
+        jnp.int32(0),
+        alive_seq_BxKxT,
+        alive_logp_BxK,
+        alive_seq_BxKxT,
+        fin_score_BxK,
+        cache,
+        jnp.zeros((batch,), bool),
+    )
     _, alive_seq_BxKxT, alive_logp_BxK, fin_seq_BxKxT, fin_score_BxK, _, _ = jax.lax.while_loop(
         cond_fn, step_fn, init
     )

@@ -57,4 +57,6 @@ def gather_beams(tree: PyTree, beam_idx_BxK: jax.Array, batch_axis: int = 0) -> 
 
 def gather_BxK(x_BxKx: jax.Array, idx_BxM: jax.Array) -> jax.Array:
     """Selects entries along the beam axis per example: out[b, m] = x[b, idx[b, m]]."""
-    return jnp.take_along_axis(x_BxKx, idx_BxM.reshape(idx_BxM.shape + (1,) * (x_BxKx.ndim - 2)), axis=1)
+    return jnp.take_along_axis(
+        x_BxKx, idx_BxM.reshape(idx_BxM.shape + (1,) * (x_BxKx.ndim - 2)), axis=1
+    )

@@ -10,7 +10,9 @@ import jax
 import jax.numpy as jnp
 
 
-def prompt_lengths_or_default(prompt_BxP: jax.Array, prompt_lengths_B: jax.Array | None) -> jax.Array:
+def prompt_lengths_or_default(
+    prompt_BxP: jax.Array, prompt_lengths_B: jax.Array | None
+) -> jax.Array:
     """Per-example prompt lengths; None means every prompt fills all P columns."""
     if prompt_lengths_B is None:
         return jnp.full(prompt_BxP.shape[:1], prompt_BxP.shape[1], jnp.int32)
@@ -35,4 +37,6 @@ def check_decode_args(prompt_BxP: jax.Array, max_decode_len: int) -> None:
             f"prompt must be [batch, prompt_len>=1] (at least a BOS token), got shape {prompt_BxP.shape}"
         )
     if max_decode_len < 1:
-        raise ValueError(f"max_decode_len must be >= 1 (new tokens per example), got {max_decode_len}")
+        raise ValueError(
+            f"max_decode_len must be >= 1 (new tokens per example), got {max_decode_len}"
+        )

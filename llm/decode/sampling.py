@@ -6,7 +6,8 @@ loops here are pure and traceable; jit them in the caller (the step function
 usually closes over parameters, so it is not a jit argument itself).
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +81,14 @@ def greedy(
         return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
 
     return _decode_loop(
-        tokens_to_logits, cache, prompt_BxP, prompt_lengths_B, max_decode_len, eos_id, pad_id, choose
+        tokens_to_logits,
+        cache,
+        prompt_BxP,
+        prompt_lengths_B,
+        max_decode_len,
+        eos_id,
+        pad_id,
+        choose,
     )
 
 
@@ -109,5 +117,12 @@ def sample(
         return filtering.sample_logits(logits_BxV, step_rng, temperature, top_k, top_p)
 
     return _decode_loop(
-        tokens_to_logits, cache, prompt_BxP, prompt_lengths_B, max_decode_len, eos_id, pad_id, choose
+        tokens_to_logits,
+        cache,
+        prompt_BxP,
+        prompt_lengths_B,
+        max_decode_len,
+        eos_id,
+        pad_id,
+        choose,
     )

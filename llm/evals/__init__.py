@@ -4,4 +4,12 @@ from llm.evals.bleu import BleuResult, corpus_bleu
 from llm.evals.rouge import rouge
 from llm.evals.token_metrics import AccuracySums, NllSums, mlm_accuracy_sums, nll_sums
 
-__all__ = ["AccuracySums", "BleuResult", "NllSums", "corpus_bleu", "mlm_accuracy_sums", "nll_sums", "rouge"]
+__all__ = [
+    "AccuracySums",
+    "BleuResult",
+    "NllSums",
+    "corpus_bleu",
+    "mlm_accuracy_sums",
+    "nll_sums",
+    "rouge",
+]

@@ -39,4 +39,6 @@ def corpus_bleu(
             )
     metric = BLEU(tokenize=tokenize, lowercase=lowercase)
     result = metric.corpus_score(hypotheses, streams)
-    return BleuResult(score=float(result.score), signature=str(metric.get_signature()), summary=str(result))
+    return BleuResult(
+        score=float(result.score), signature=str(metric.get_signature()), summary=str(result)
+    )

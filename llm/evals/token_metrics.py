@@ -42,7 +42,9 @@ class NllSums:
 def nll_sums(logits_BxLxV: jax.Array, targets_BxL: jax.Array, weights_BxL: jax.Array) -> NllSums:
     """Weighted NLL sum of the targets and the weight sum; weight 0 marks padding."""
     logp_BxLxV = jax.nn.log_softmax(logits_BxLxV.astype(jnp.float32), axis=-1)
-    target_logp_BxL = jnp.take_along_axis(logp_BxLxV, targets_BxL[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    target_logp_BxL = jnp.take_along_axis(
+        logp_BxLxV, targets_BxL[..., None].astype(jnp.int32), axis=-1
+    )[..., 0]
     weights_BxL = weights_BxL.astype(jnp.float32)
     return NllSums(nll=-(target_logp_BxL * weights_BxL).sum(), tokens=weights_BxL.sum())
 
@@ -70,7 +72,9 @@ class AccuracySums:
         return float(self.correct) / float(self.total)
 
 
-def mlm_accuracy_sums(logits_BxLxV: jax.Array, targets_BxL: jax.Array, weights_BxL: jax.Array) -> AccuracySums:
+def mlm_accuracy_sums(
+    logits_BxLxV: jax.Array, targets_BxL: jax.Array, weights_BxL: jax.Array
+) -> AccuracySums:
     """Argmax accuracy on the positions with nonzero weight (the masked ones for BERT)."""
     correct_BxL = (jnp.argmax(logits_BxLxV, axis=-1) == targets_BxL).astype(jnp.float32)
     weights_BxL = weights_BxL.astype(jnp.float32)

@@ -7,22 +7,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from tests.decode.decode_toys import bigram_table, brute_force, random_trigram_table, trigram_cache, trigram_step_fn
 
 from llm.decode import beam_search, greedy, length_penalty
+from tests.decode.decode_toys import (
+    bigram_table,
+    brute_force,
+    random_trigram_table,
+    trigram_cache,
+    trigram_step_fn,
+)
 
 PAD, BOS, EOS, A, B = 0, 1, 2, 3, 4
 VOCAB = 5
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted(search, **static):
     # The table is an argument, not a closure constant, so tests that share
     # shapes and static settings share one compilation.
     def run(table, prompt, lengths):
         fn = greedy if search == "greedy" else beam_search
-        return fn(trigram_step_fn(table), trigram_cache(prompt.shape[0]), prompt, eos_id=EOS,
-                  prompt_lengths_B=lengths, **static)
+        return fn(
+            trigram_step_fn(table),
+            trigram_cache(prompt.shape[0]),
+            prompt,
+            eos_id=EOS,
+            prompt_lengths_B=lengths,
+            **static,
+        )
 
     return jax.jit(run)
 

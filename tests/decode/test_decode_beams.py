@@ -20,7 +20,10 @@ def test_repeat_and_gather_leave_scalars_alone():
 
 def test_gather_along_scanned_layer_axis():
     # nn.scan over layers puts the layer axis first: [layers, B*K, ...], index [layers].
-    cache = {"k": jnp.arange(3)[:, None] * 100 + jnp.arange(4)[None, :], "cache_index": jnp.zeros(3, jnp.int32)}
+    cache = {
+        "k": jnp.arange(3)[:, None] * 100 + jnp.arange(4)[None, :],
+        "cache_index": jnp.zeros(3, jnp.int32),
+    }
     out = gather_beams(cache, jnp.array([[0, 0], [1, 0]]), batch_axis=1)
     np.testing.assert_array_equal(out["k"][0], [0, 0, 3, 2])
     np.testing.assert_array_equal(out["k"][2], [200, 200, 203, 202])
@@ -29,7 +32,8 @@ def test_gather_along_scanned_layer_axis():
 
 def test_average_params_is_elementwise_mean_and_keeps_dtype():
     trees = [
-        {"w": jnp.full((2,), v, jnp.float32), "b": jnp.full((), v, jnp.bfloat16)} for v in (1.0, 2.0, 6.0)
+        {"w": jnp.full((2,), v, jnp.float32), "b": jnp.full((), v, jnp.bfloat16)}
+        for v in (1.0, 2.0, 6.0)
     ]
     avg = average_params(trees)
     np.testing.assert_allclose(avg["w"], [3.0, 3.0])

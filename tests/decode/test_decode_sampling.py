@@ -40,10 +40,12 @@ def test_filtered_sampling_follows_renormalized_distribution():
     np.testing.assert_allclose(freq, expected, atol=0.01)
     # top-p 0.6 on the raw distribution keeps {1, 2}: 0.5 / 0.8 and 0.3 / 0.8.
     tokens = np.asarray(sample_logits(logits, jax.random.key(1), top_p=0.6))
-    np.testing.assert_allclose(np.bincount(tokens, minlength=4) / n, [0, 0.625, 0.375, 0], atol=0.01)
+    np.testing.assert_allclose(
+        np.bincount(tokens, minlength=4) / n, [0, 0.625, 0.375, 0], atol=0.01
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted(kind, **static):
     def run(table, prompt, rng):
         step, cache = trigram_step_fn(table), trigram_cache(prompt.shape[0])
@@ -59,7 +61,12 @@ PROMPT = jnp.array([[BOS, 3], [BOS, 4], [BOS, 5], [BOS, 1]], jnp.int32)
 
 @pytest.mark.parametrize(
     "filters",
-    [dict(top_k=1), dict(temperature=0.0), dict(temperature=0.0, top_k=3, top_p=0.9), dict(top_k=1, top_p=0.5)],
+    [
+        dict(top_k=1),
+        dict(temperature=0.0),
+        dict(temperature=0.0, top_k=3, top_p=0.9),
+        dict(top_k=1, top_p=0.5),
+    ],
 )
 def test_degenerate_sampling_equals_greedy(filters):
     table = jnp.asarray(random_trigram_table(VOCAB, seed=0))

@@ -24,7 +24,11 @@ def test_bleu_multiple_references_and_options():
     result = corpus_bleu(HYPS, [REFS, REFS2], lowercase=True, tokenize="intl")
     direct = sacrebleu.corpus_bleu(HYPS, [REFS, REFS2], lowercase=True, tokenize="intl")
     assert result.score == pytest.approx(direct.score, abs=1e-9)
-    assert "nrefs:2" in result.signature and "case:lc" in result.signature and "tok:intl" in result.signature
+    assert (
+        "nrefs:2" in result.signature
+        and "case:lc" in result.signature
+        and "tok:intl" in result.signature
+    )
 
 
 def test_bleu_rejects_misaligned_references():
@@ -37,7 +41,7 @@ def test_rouge_equals_mean_rouge_score_fmeasure(use_stemmer):
     types = ["rouge1", "rouge2", "rougeL"]
     got = rouge(HYPS, REFS, use_stemmer=use_stemmer)
     scorer = rouge_scorer.RougeScorer(types, use_stemmer=use_stemmer)
-    per_example = [scorer.score(ref, hyp) for hyp, ref in zip(HYPS, REFS)]
+    per_example = [scorer.score(ref, hyp) for hyp, ref in zip(HYPS, REFS, strict=True)]
     for name in types:
         expected = 100 * sum(s[name].fmeasure for s in per_example) / len(HYPS)
         assert got[name] == pytest.approx(expected, abs=1e-9)

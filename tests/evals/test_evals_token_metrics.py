@@ -35,7 +35,9 @@ def test_perplexity_accumulates_token_weighted_across_batches():
     probs_b = [[[0.25, 0.75], [0.9, 0.1]]]  # 1 token at -log 0.25 (second is padding)
     total = NllSums.zero()
     total = total.merge(nll_sums(logits_from_probs(probs_a), jnp.array([[0, 1]]), jnp.ones((1, 2))))
-    total = total.merge(nll_sums(logits_from_probs(probs_b), jnp.array([[0, 1]]), jnp.array([[1.0, 0.0]])))
+    total = total.merge(
+        nll_sums(logits_from_probs(probs_b), jnp.array([[0, 1]]), jnp.array([[1.0, 0.0]]))
+    )
     expected = (2 * math.log(2) + math.log(4)) / 3
     assert total.mean_nll() == pytest.approx(expected, rel=1e-6)
     assert total.perplexity() == pytest.approx(math.exp(expected), rel=1e-6)
