@@ -414,8 +414,10 @@ class EncoderDecoder(nn.Module):
         encoder_positions: jax.Array | None = None,
         deterministic: bool = True,
     ) -> jax.Array:
-        """Returns encoded_BxSxD."""
+        """Returns encoded_BxSxD; without segment ids, token id 0 is treated as padding."""
         b, length = encoder_inputs.shape
+        if encoder_segment_ids is None:
+            encoder_segment_ids = (encoder_inputs != 0).astype(jnp.int32)
         if encoder_positions is None:
             encoder_positions = _default_positions(b, length)
         x_BxSxD = self.encoder_embedding(encoder_inputs, encoder_positions, None, deterministic)
@@ -433,6 +435,7 @@ class EncoderDecoder(nn.Module):
     def decode(
         self,
         encoded_BxSxD: jax.Array,
+        encoder_inputs: jax.Array | None,
         decoder_inputs: jax.Array,
         *,
         encoder_segment_ids: jax.Array | None = None,
@@ -441,8 +444,14 @@ class EncoderDecoder(nn.Module):
         deterministic: bool = True,
         decode: bool = False,
     ) -> jax.Array:
-        """Returns logits_BxLxV (float32); decode=True uses the self-attention KV cache."""
+        """Returns logits_BxLxV (float32); decode=True uses the self-attention KV cache.
+
+        Cross-attention skips encoder padding: segment id 0 in encoder_segment_ids or,
+        when those are None, token id 0 in encoder_inputs (None: attend everywhere).
+        """
         cfg = self.cfg
+        if encoder_segment_ids is None and encoder_inputs is not None:
+            encoder_segment_ids = (encoder_inputs != 0).astype(jnp.int32)
         b, length = decoder_inputs.shape
         cache_index = self.decode_index(length) if decode else None
         if decoder_positions is None:
@@ -499,6 +508,7 @@ class EncoderDecoder(nn.Module):
         )
         return self.decode(
             encoded_BxSxD,
+            encoder_inputs,
             decoder_inputs,
             encoder_segment_ids=encoder_segment_ids,
             decoder_segment_ids=decoder_segment_ids,

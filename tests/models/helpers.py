@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm.models import ModelConfig
+from llm.models import ModelConfig, build_model, init_variables
 from llm.models.layers import Embed
 
 
@@ -52,5 +52,16 @@ def logit_input_jacobian(apply_fn, shape_BxLxD: tuple[int, ...], row: int = 0) -
         v = logits_BxTxV.shape[-1]
         return logits_BxTxV[row] @ w[:v]
 
-    jac_TxBxSxD = jax.jacrev(f)(jnp.zeros(shape_BxLxD, jnp.float32))
+    jac_TxBxSxD = jax.jit(jax.jacrev(f))(jnp.zeros(shape_BxLxD, jnp.float32))
     return jnp.abs(jac_TxBxSxD[:, row]).sum(-1)
+
+
+def init(cfg: ModelConfig, seed: int = 0):
+    """(model, variables) with a jitted init through loss_terms."""
+    variables = jax.jit(lambda r: init_variables(cfg, r))(jax.random.key(seed))
+    return build_model(cfg), variables
+
+
+def japply(model: nn.Module, variables, *args, **kwargs):
+    """model.apply under jit (eager dispatch on 8 fake CPU devices is slow)."""
+    return jax.jit(lambda v, a: model.apply(v, *a, **kwargs))(variables, args)
