@@ -43,6 +43,9 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.spm_model = ""
     # Sentencepiece algorithm when training one: 'unigram' or 'bpe'.
     c.spm_type = "unigram"
+    # Records of the train split a sentencepiece model is trained on (both
+    # sides of a seq2seq pair: one shared vocabulary).
+    c.spm_train_examples = 1_000_000
     # Feature holding the text of LM/MLM datasets ('' = the dataset's
     # default, 'text' for all known ones).
     c.text_key = ""
@@ -55,19 +58,25 @@ def default_data_config() -> ml_collections.ConfigDict:
     # Encoder and decoder row lengths of 'seq2seq' batches.
     c.inputs_len = 128
     c.targets_len = 128
+    # Read token ids tokenized once into array_record (built by
+    # ensure_dataset / launch.prepare) instead of tokenizing text each epoch.
+    c.token_cache = False
     # Pack several documents per row (segment ids/positions keep them apart);
     # False pads each document to its own row.
     c.pack = True
-    # Documents kept open at once by the first-fit packer: more bins pack
-    # tighter but delay output and use memory.
+    # Records read, tokenized and packed together (one batched read; rows
+    # never mix chunks, so about half a row per chunk is padding).
+    c.chunk_size = 1024
+    # Rows the first-fit packer keeps open within a chunk: more pack tighter
+    # and cost more per document.
     c.num_packing_bins = 16
     # Worker processes for preprocessing (grain mp_prefetch); 0 = in-process,
     # needed by tests and fine for tiny runs.
     c.num_workers = 0
-    # Batches buffered ahead: per worker with num_workers > 0, else by a
-    # background thread (0 disables it).
+    # Chunks buffered ahead per worker with num_workers > 0, else batches
+    # buffered by a background thread (0 disables it).
     c.prefetch_buffer = 2
-    # Threads reading records from array_record files per process.
+    # Threads reading and packing chunks per process (0 = in the caller).
     c.read_threads = 4
     # Shuffle training records (seeded; reshuffled every epoch).
     c.shuffle = True
@@ -100,5 +109,12 @@ def validate(data_cfg: ml_collections.ConfigDict) -> None:
     for name in ("seq_len", "inputs_len", "targets_len"):
         if data_cfg[name] < 2:
             raise ValueError(f"data.{name}={data_cfg[name]}; it must be >= 2.")
+    if data_cfg.task == "mlm" and not 0 < data_cfg.mask_rate < 1:
+        raise ValueError(f"data.mask_rate={data_cfg.mask_rate}; it must be in (0, 1).")
+    if data_cfg.mask_token_prob + data_cfg.random_token_prob > 1:
+        raise ValueError(
+            "data.mask_token_prob + data.random_token_prob must be <= 1 "
+            f"(got {data_cfg.mask_token_prob} + {data_cfg.random_token_prob})."
+        )
     if data_cfg.num_workers < 0:
         raise ValueError(f"data.num_workers={data_cfg.num_workers}; must be >= 0.")

@@ -1,49 +1,109 @@
-"""The grain pipeline: a data config -> a checkpointable iterator of batches."""
+"""The grain pipeline: a data config -> a checkpointable iterator of batches.
+
+Stages (all random access until the last two, so state is a few integers):
+record indices -> shard -> shuffle -> repeat -> chunks of `chunk_size`
+indices -> per chunk: one batched read, tokenize (or decode cached ids),
+task example, pack into rows -> rebatch rows to `batch_size` -> prefetch.
+"""
 
 from __future__ import annotations
 
-import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import grain
 import ml_collections
+import numpy as np
 from absl import flags
 
 from llm.data import config as config_lib
-from llm.data import lm, sources, tokenizers
+from llm.data import packing, sources, token_cache, tokenizers
+from llm.data.lm import LMTask
+from llm.data.mlm import MLMTask
+from llm.data.seq2seq import Seq2SeqTask
+
+_TASKS = {"lm": LMTask, "seq2seq": Seq2SeqTask, "mlm": MLMTask}
 
 
-def _records(data_cfg, split, *, seed, shard_index, shard_count, shuffle, num_epochs):
-    source = sources.get_source(data_cfg, split)
-    if not 0 <= shard_index < shard_count:
-        raise ValueError(f"shard_index={shard_index} not in [0, shard_count={shard_count}).")
-    ds = grain.MapDataset.source(source)
-    if len(ds) < shard_count:
-        raise ValueError(f"Split {split!r} has {len(ds)} records, fewer than {shard_count} shards.")
-    # Shard before shuffling so that shards are disjoint by construction and
-    # each process opens only its own records.
-    ds = ds[shard_index::shard_count]
-    if shuffle:
-        ds = ds.shuffle(seed=seed)
-    # repeat() reseeds the shuffle each epoch; None repeats forever.
-    return ds.repeat(num_epochs) if num_epochs != 1 else ds
+def make_task(
+    data_cfg: ml_collections.ConfigDict,
+    tok: tokenizers.Tokenizer,
+    records: Sequence[Any] | None = None,
+) -> Any:
+    """The task object of a config: encode(), example(), lengths, to_batch()."""
+    if data_cfg.task == "mlm":
+        return MLMTask(data_cfg, tok, records)
+    return _TASKS[data_cfg.task](data_cfg, tok)
 
 
-def _lm_rows(ds: grain.MapDataset, data_cfg, tok, *, seed) -> grain.IterDataset:
-    ds = ds.map(lm.TokenizeLM(tok, sources.text_key(data_cfg), data_cfg.seq_len))
-    if not data_cfg.pack:
-        return ds.map(lm.PadLM(data_cfg.seq_len)).to_iter_dataset(_read_options(data_cfg))
-    rows = grain.experimental.FirstFitPackIterDataset(
-        ds.to_iter_dataset(_read_options(data_cfg)),
-        length_struct={"inputs": data_cfg.seq_len, "targets": data_cfg.seq_len},
-        num_packing_bins=data_cfg.num_packing_bins,
-        seed=seed,
-        shuffle_bins=False,
-    )
-    return rows.map(lm.PackedToDecoder())
+class ChunkToRows(grain.transforms.RandomMap):
+    """Record indices -> a dict of row arrays `[rows, ...]` in the task's format."""
+
+    def __init__(
+        self,
+        source: Sequence[Any],
+        decode: Callable[[Any], Mapping[str, np.ndarray]] | None,
+        task: Any,
+        open_rows: int,
+    ):
+        self._source = source
+        self._decode = decode
+        self._task = task
+        self._open_rows = open_rows
+
+    def random_map(self, indices: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        items = token_cache.read_records(self._source, [int(i) for i in indices])
+        if self._decode is not None:
+            examples = [self._task.example(self._decode(x), rng) for x in items]
+        else:
+            examples = [self._task.example_from_record(x, rng) for x in items]
+        rows = packing.make_rows(
+            examples, self._task.lengths, pack=self._task.pack, open_rows=self._open_rows
+        )
+        return self._task.to_batch(rows)
 
 
-def _read_options(data_cfg) -> grain.ReadOptions:
-    return grain.ReadOptions(num_threads=data_cfg.read_threads, prefetch_buffer_size=500)
+class PadBatch(grain.transforms.Map):
+    """Pads a short final batch with all-zero rows (weights 0)."""
+
+    def __init__(self, batch_size: int):
+        self._batch_size = batch_size
+
+    def map(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        def pad(x):
+            missing = self._batch_size - x.shape[0]
+            return np.pad(x, [(0, missing)] + [(0, 0)] * (x.ndim - 1)) if missing else x
+
+        return {k: pad(v) for k, v in batch.items()}
+
+
+def _source(data_cfg, split, tok, task_needs_text: bool):
+    """(random-access records, decoder of cached ids or None)."""
+    if not data_cfg.token_cache or task_needs_text:
+        return sources.get_source(data_cfg, split), None
+    path = token_cache.cache_dir(data_cfg, split, tok)
+    if not os.path.exists(os.path.join(path, token_cache.META)):
+        raise sources.DatasetNotPreparedError(
+            f"No token-id cache of {data_cfg.dataset!r} split {split!r} at {path}. Build it with "
+            "llm.data.ensure_dataset(cfg) or python -m launch.prepare --token_cache, or set "
+            "data.token_cache=False."
+        )
+    records, decode, _ = token_cache.open_cache(path)
+    return records, decode
+
+
+def build_token_caches(data_cfg: ml_collections.ConfigDict) -> list[str]:
+    """Tokenizes the train and eval splits once into array_record caches."""
+    tok = tokenizers.get_tokenizer(data_cfg)
+    task = make_task(data_cfg, tok, records=())
+    if task.needs_text:
+        raise ValueError("data.nsp needs sentence boundaries; set data.token_cache=False.")
+    return [
+        token_cache.build(data_cfg, split, tok, task.encode)
+        for split in (data_cfg.train_split, data_cfg.eval_split)
+        if split
+    ]
 
 
 def make_dataset(
@@ -64,44 +124,54 @@ def make_dataset(
     config_lib.validate(data_cfg)
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}; it must be >= 1 (per process).")
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index={shard_index} not in [0, shard_count={shard_count}).")
     shuffle = data_cfg.shuffle if shuffle is None else shuffle
     tok = tokenizers.get_tokenizer(data_cfg)
-    ds = _records(
-        data_cfg,
-        split,
-        seed=seed,
-        shard_index=shard_index,
-        shard_count=shard_count,
-        shuffle=shuffle,
-        num_epochs=num_epochs,
-    )
-    if data_cfg.task == "lm":
-        rows = _lm_rows(ds, data_cfg, tok, seed=seed)
-    else:
-        raise NotImplementedError(f"data.task={data_cfg.task!r} is not available yet.")
-    if num_epochs is None:
-        batches = rows.batch(batch_size, drop_remainder=True)
-    else:
-        # A finite pass keeps every example: the last batch is padded with
-        # all-zero rows (weights 0) so that batch shapes stay static under jit.
-        batches = rows.batch(
-            batch_size,
-            batch_fn=functools.partial(grain.experimental.batch_and_pad, batch_size=batch_size),
+    needs_text = data_cfg.task == "mlm" and data_cfg.nsp
+    records, decode = _source(data_cfg, split, tok, needs_text)
+    if len(records) < shard_count:
+        raise ValueError(
+            f"Split {split!r} has {len(records)} records, fewer than {shard_count} shards."
         )
+    # Shard before shuffling so that shards are disjoint by construction and
+    # each process reads only its own records.
+    indices = grain.MapDataset.range(len(records))[shard_index::shard_count]
+    if shuffle:
+        indices = indices.shuffle(seed=seed)
+    if num_epochs != 1:
+        # repeat() reseeds the shuffle and the random maps each epoch.
+        indices = indices.repeat(num_epochs)
+    # NSP draws its random B sentences from this shard's records only.
+    shard_records = (
+        grain.MapDataset.source(records)[shard_index::shard_count] if needs_text else None
+    )
+    task = make_task(data_cfg, tok, shard_records)
+    chunks = indices.batch(data_cfg.chunk_size).random_map(
+        ChunkToRows(records, decode, task, data_cfg.num_packing_bins), seed=seed
+    )
+    rows = chunks.to_iter_dataset(grain.ReadOptions(num_threads=data_cfg.read_threads))
     if data_cfg.num_workers > 0:
         # grain's workers read absl flags; outside an absl main (pytest,
         # notebooks) they are unparsed and reading them raises. Their defaults
         # are what we want.
         if not flags.FLAGS.is_parsed():
             flags.FLAGS.mark_as_parsed()
-        return batches.mp_prefetch(
+        rows = rows.mp_prefetch(
             grain.MultiprocessingOptions(
                 num_workers=data_cfg.num_workers,
                 per_worker_buffer_size=max(1, data_cfg.prefetch_buffer),
             )
         )
-    if data_cfg.prefetch_buffer > 0:
-        return grain.experimental.ThreadPrefetchIterDataset(
+    batches = grain.experimental.RebatchIterDataset(
+        rows, batch_size, drop_remainder=num_epochs is None
+    )
+    if num_epochs is not None:
+        # A finite pass keeps every example: the last batch is padded with
+        # all-zero rows (weights 0) so that batch shapes stay static under jit.
+        batches = batches.map(PadBatch(batch_size))
+    if data_cfg.num_workers == 0 and data_cfg.prefetch_buffer > 0:
+        batches = grain.experimental.ThreadPrefetchIterDataset(
             batches, prefetch_buffer_size=data_cfg.prefetch_buffer
         )
     return batches
@@ -124,18 +194,23 @@ def make_iterator(
       data_cfg: the `data` config group (llm.data.config).
       split: TFDS split spec, usually data_cfg.train_split or eval_split.
       batch_size: rows per batch on this process (global batch / processes).
-      seed: seeds the shuffle (reshuffled per epoch) and the packer.
+      seed: seeds the shuffle (reshuffled per epoch), MLM masks and NSP.
       shard_index, shard_count: this process's shard of the records, usually
         jax.process_index() and jax.process_count(); shards are disjoint.
       shuffle: shuffle records; None = data_cfg.shuffle.
-      num_epochs: None = repeat forever (training; the last partial batch of
-        nothing is dropped); an int = that many passes, the last batch padded
-        with zero rows (evaluation: num_epochs=1, shuffle=False).
+      num_epochs: None = repeat forever (training); an int = that many passes,
+        the last batch padded with zero rows (evaluation: num_epochs=1,
+        shuffle=False).
 
-    The iterator has get_state()/set_state() and saves into orbax checkpoints
-    with grain.checkpoint.CheckpointSave/CheckpointRestore; a restored one
-    yields exactly the batch the original would have yielded next. The dataset
-    must exist (sources.ensure_dataset).
+    Batches (docs/contracts.md): task 'lm' -> decoder format, 'seq2seq' ->
+    encoder_decoder format, 'mlm' -> encoder format (+ nsp_labels if
+    data.nsp). The iterator has get_state()/set_state() and saves into orbax
+    checkpoints with grain.checkpoint.CheckpointSave/CheckpointRestore; a
+    restored one yields exactly the batch the original would have yielded
+    next (for the same config and num_workers). The dataset (and its token-id
+    cache if data.token_cache) must exist: call llm.data.ensure_dataset first.
+    With several processes, eval passes may end after different numbers of
+    batches per process (shards differ in packed rows).
     """
     return iter(
         make_dataset(

@@ -153,7 +153,9 @@ def get_source(data_cfg: ml_collections.ConfigDict, split: str) -> Sequence[Any]
 def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
     """Builds a missing generated dataset; fails clearly on a missing real one.
 
-    Returns the resolved data_dir. Call it once, before make_iterator.
+    Returns the resolved data_dir. Call it once, before make_iterator. With
+    data.token_cache it also tokenizes the train and eval splits once (and a
+    sentencepiece tokenizer is trained first if it has to be).
     Several processes building the same generated dataset at once is safe in
     that TFDS writes to a temporary directory and renames it, but wasteful:
     multi-host runs should call this on one process first.
@@ -167,4 +169,10 @@ def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
     # Reading the train split is the real check (and works under
     # tfds.testing.mock_data, where nothing is prepared on disk).
     get_source(data_cfg, data_cfg.train_split)
+    if data_cfg.get("token_cache"):
+        # Imported here: the cache needs tokenizers and tasks, which import
+        # this module.
+        from llm.data import pipeline
+
+        pipeline.build_token_caches(data_cfg)
     return data_dir

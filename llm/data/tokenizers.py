@@ -17,6 +17,9 @@ class Tokenizer(Protocol):
     bos_id: int
     eos_id: int
 
+    mask_id: int
+    num_special: int
+
     def encode(self, text: str | bytes) -> np.ndarray: ...
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str: ...
@@ -55,9 +58,17 @@ class ByteTokenizer:
 
 
 def get_tokenizer(data_cfg: ml_collections.ConfigDict) -> Tokenizer:
-    """Returns the tokenizer a data config uses (its `vocab_size` is final)."""
+    """Returns the tokenizer a data config uses (its `vocab_size` is final).
+
+    Sentencepiece: loads data.spm_model, or the model cached next to the
+    data, or trains one from the train split and caches it.
+    """
     if data_cfg.tokenizer == "byte":
         return ByteTokenizer()
-    raise NotImplementedError(
-        f"data.tokenizer={data_cfg.tokenizer!r} is not available yet; use 'byte'."
-    )
+    if data_cfg.tokenizer == "sentencepiece":
+        # Imported here: sentencepiece training reads datasets (sources),
+        # which the byte path never needs.
+        from llm.data import spm
+
+        return spm.get_sentencepiece(data_cfg)
+    raise ValueError(f"data.tokenizer={data_cfg.tokenizer!r}; use 'byte' or 'sentencepiece'.")

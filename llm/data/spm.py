@@ -1,0 +1,144 @@
+"""Sentencepiece tokenizers: train from a dataset split, cache, load."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+
+import ml_collections
+import numpy as np
+import sentencepiece as sp
+from absl import logging
+
+from llm.data import config as config_lib
+from llm.data import sources
+
+MASK_PIECE = "[MASK]"
+
+
+class SentencePieceTokenizer:
+    """A sentencepiece model with the project's special ids.
+
+    Models trained here have pad=0, bos=1, eos=2, unk=3, [MASK]=4. Models from
+    elsewhere keep their ids; one without BOS uses EOS as BOS (GPT-2 style), one
+    without [MASK] cannot feed the MLM task.
+    """
+
+    def __init__(self, model_path: str):
+        self.model_path = model_path
+        with open(model_path, "rb") as f:
+            self._sp = sp.SentencePieceProcessor(model_proto=f.read())
+        self.vocab_size = self._sp.get_piece_size()
+        self.pad_id = max(self._sp.pad_id(), 0)
+        self.eos_id = self._sp.eos_id()
+        self.bos_id = self._sp.bos_id() if self._sp.bos_id() >= 0 else self.eos_id
+        self.unk_id = self._sp.unk_id()
+        mask = self._sp.piece_to_id(MASK_PIECE)
+        self.mask_id = mask if mask != self.unk_id else -1
+        special = {self.pad_id, self.eos_id, self.bos_id, self.unk_id, self.mask_id}
+        # Ids the MLM task may draw as random replacements.
+        self.num_special = max(special) + 1
+
+    def encode(self, text: str | bytes) -> np.ndarray:
+        """Returns int32 ids of `text` (no BOS/EOS)."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return np.asarray(self._sp.encode(text), np.int32)
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        """Returns the text of `ids`, dropping pad/bos/eos/mask."""
+        ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+        drop = {self.pad_id, self.bos_id, self.eos_id, self.mask_id}
+        return self._sp.decode([i for i in ids if i not in drop])
+
+
+def cache_path(data_cfg: ml_collections.ConfigDict) -> str:
+    """Where the model trained for `data_cfg` is cached (next to the data)."""
+    data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
+    name = data_cfg.dataset.replace("/", "_").replace(":", "_")
+    keys = "+".join(_training_keys(data_cfg))
+    split = data_cfg.train_split.replace("[", "_").replace("]", "").replace(":", "-")
+    fname = f"{name}.{split}.{keys}.{data_cfg.spm_type}{data_cfg.vocab_size}.model"
+    return os.path.join(data_dir, "spm", fname)
+
+
+def _training_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    # Translation shares one vocabulary between source and target (AIAYN 5.1),
+    # so it trains on both sides.
+    if data_cfg.task == "seq2seq":
+        return sources.pair_keys(data_cfg)
+    return (sources.text_key(data_cfg),)
+
+
+def _texts(data_cfg: ml_collections.ConfigDict) -> Iterator[str]:
+    source = sources.get_source(data_cfg, data_cfg.train_split)
+    keys = _training_keys(data_cfg)
+    n = min(len(source), data_cfg.spm_train_examples)
+    for i in range(n):
+        record = source[i]
+        for key in keys:
+            value = record[key]
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", errors="replace")
+            if value:
+                yield value
+
+
+def train(data_cfg: ml_collections.ConfigDict, texts: Iterator[str], path: str) -> str:
+    """Trains a model on `texts` with the config's type and size; returns path."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
+        prefix = os.path.join(tmp, "spm")
+        try:
+            sp.SentencePieceTrainer.train(
+                sentence_iterator=texts,
+                model_prefix=prefix,
+                model_type=data_cfg.spm_type,
+                vocab_size=data_cfg.vocab_size,
+                pad_id=0,
+                bos_id=1,
+                eos_id=2,
+                unk_id=3,
+                user_defined_symbols=[MASK_PIECE],
+                # Exact round trips: no normalization, whitespace kept as is, and
+                # characters outside the vocabulary fall back to bytes.
+                normalization_rule_name="identity",
+                remove_extra_whitespaces=False,
+                byte_fallback=True,
+                character_coverage=0.9995,
+                # A corpus too small for vocab_size gets a smaller vocabulary rather
+                # than an error; the loaded model reports its real size.
+                hard_vocab_limit=False,
+                input_sentence_size=data_cfg.spm_train_examples,
+                shuffle_input_sentence=True,
+                num_threads=os.cpu_count() or 1,
+                minloglevel=2,
+            )
+        except RuntimeError as e:
+            # Byte fallback needs 256 byte pieces plus every character seen.
+            raise ValueError(
+                f"data.vocab_size={data_cfg.vocab_size} is too small for sentencepiece "
+                f"on {data_cfg.dataset!r} (it needs > 256 byte pieces + the "
+                f"characters of the corpus): {e}"
+            ) from e
+        # Rename into place so that concurrent readers never see half a file.
+        os.replace(prefix + ".model", path)
+    return path
+
+
+def get_sentencepiece(data_cfg: ml_collections.ConfigDict) -> SentencePieceTokenizer:
+    """Loads data.spm_model, else the cached model, else trains and caches one."""
+    if data_cfg.spm_model:
+        path = os.path.expanduser(data_cfg.spm_model)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"data.spm_model={data_cfg.spm_model!r} does not exist; fix the path or set "
+                "it to '' to train one from the train split."
+            )
+        return SentencePieceTokenizer(path)
+    path = cache_path(data_cfg)
+    if not os.path.exists(path):
+        logging.info("Training sentencepiece model %s", path)
+        train(data_cfg, _texts(data_cfg), path)
+    return SentencePieceTokenizer(path)
