@@ -69,6 +69,66 @@ def brute_force(logp_VxVxV, prompt, max_decode_len, eos_id, alpha):
     return sorted(results, key=lambda r: -r[0])
 
 
+def random_params(model, *init_args, seed: int = 0, scale: float = 0.5):
+    """Random parameters of the init's shapes, drawn on the host.
+
+    Compiling model.init (a threefry draw per parameter) costs far more on CPU
+    than the decoding under test; only shapes come from the model here.
+    """
+    shapes = jax.eval_shape(model.init, jax.random.key(0), *init_args)["params"]
+    rng = np.random.RandomState(seed)
+    return jax.tree.map(lambda s: jnp.asarray(rng.normal(0.0, scale, s.shape), s.dtype), shapes)
+
+
+def token_logp(apply_full, seq_BxT):
+    """log p of every token seq[:, 1:] from one cache-free causal forward pass."""
+    logp_BxLxV = jax.nn.log_softmax(
+        jax.jit(apply_full)(jnp.asarray(seq_BxT[:, :-1])).astype(jnp.float32)
+    )
+    return np.take_along_axis(np.asarray(logp_BxLxV), np.asarray(seq_BxT[:, 1:])[..., None], -1)[
+        ..., 0
+    ]
+
+
+def naive_greedy(apply_full, prompt_BxP, steps):
+    """Recomputes the whole prefix every step: the reference for cached decoding.
+
+    The buffer has a fixed length (one compilation); causality makes the
+    padding to the right of the current position irrelevant.
+    """
+    batch, prompt_len = prompt_BxP.shape
+    seq = np.concatenate([np.asarray(prompt_BxP), np.zeros((batch, steps), np.int32)], 1)
+    full = jax.jit(apply_full)
+    for pos in range(prompt_len, prompt_len + steps):
+        seq[:, pos] = np.asarray(jnp.argmax(full(jnp.asarray(seq))[:, pos - 1], -1))
+    return seq
+
+
+def first_eos_padded(seq, start, eos_id=2, pad_id=0):
+    seq = seq.copy()
+    for row in seq:
+        hits = np.flatnonzero(row[start:] == eos_id)
+        if hits.size:
+            row[start + hits[0] + 1 :] = pad_id
+    return seq
+
+
+def check_beams_rescored(apply_full, tokens_BxKxT, scores_BxK, prompt_len, alpha, eos_id=2):
+    """Scores recomputed without the cache only match if the cache followed the beams."""
+    batch, beams, total = tokens_BxKxT.shape
+    logp_BxKxT = token_logp(apply_full, tokens_BxKxT.reshape(batch * beams, total)).reshape(
+        batch, beams, -1
+    )
+    for b in range(batch):
+        for k in range(beams):
+            gen = tokens_BxKxT[b, k, prompt_len:]
+            length = int(np.flatnonzero(gen == eos_id)[0]) + 1 if eos_id in gen else len(gen)
+            logp = logp_BxKxT[b, k, prompt_len - 1 : prompt_len - 1 + length].sum()
+            np.testing.assert_allclose(
+                scores_BxK[b, k], logp / length_penalty(length, alpha), rtol=1e-4
+            )
+
+
 class ToyDecoder(nn.Module):
     """Causal mean of token+position embeddings; a flax 'cache' like attention's KV cache."""
 

@@ -12,65 +12,24 @@ from llm.decode import (
     encoder_decoder_tokens_to_logits,
     greedy,
     init_cache,
-    length_penalty,
 )
-from tests.decode.decode_toys import ToyDecoder, ToyEncoderDecoder
+from tests.decode.decode_toys import (
+    ToyDecoder,
+    ToyEncoderDecoder,
+    check_beams_rescored,
+    first_eos_padded,
+    naive_greedy,
+    random_params,
+)
 
-BOS, EOS, PAD = 1, 2, 0
+BOS, EOS = 1, 2
 MAX_NEW = 5
-
-
-def token_logp(apply_full, seq_BxT):
-    """log p of every token seq[:, 1:] from one cache-free causal forward pass."""
-    logp_BxLxV = jax.nn.log_softmax(apply_full(jnp.asarray(seq_BxT[:, :-1])).astype(jnp.float32))
-    return np.take_along_axis(np.asarray(logp_BxLxV), np.asarray(seq_BxT[:, 1:])[..., None], -1)[
-        ..., 0
-    ]
-
-
-def naive_greedy(apply_full, prompt_BxP, steps):
-    """Recomputes the whole prefix every step: the reference for cached decoding.
-
-    The buffer has a fixed length (one compilation); causality makes the
-    padding to the right of the current position irrelevant.
-    """
-    batch, prompt_len = prompt_BxP.shape
-    seq = np.concatenate([np.asarray(prompt_BxP), np.zeros((batch, steps), np.int32)], 1)
-    full = jax.jit(apply_full)
-    for pos in range(prompt_len, prompt_len + steps):
-        seq[:, pos] = np.asarray(jnp.argmax(full(jnp.asarray(seq))[:, pos - 1], -1))
-    return seq
-
-
-def first_eos_padded(seq, start):
-    seq = seq.copy()
-    for row in seq:
-        hits = np.flatnonzero(row[start:] == EOS)
-        if hits.size:
-            row[start + hits[0] + 1 :] = PAD
-    return seq
-
-
-def check_beams_rescored(apply_full, tokens_BxKxT, scores_BxK, prompt_len, alpha):
-    """Scores recomputed without the cache only match if the cache followed the beams."""
-    batch, beams, total = tokens_BxKxT.shape
-    logp_BxKxT = token_logp(apply_full, tokens_BxKxT.reshape(batch * beams, total)).reshape(
-        batch, beams, -1
-    )
-    for b in range(batch):
-        for k in range(beams):
-            gen = tokens_BxKxT[b, k, prompt_len:]
-            length = int(np.flatnonzero(gen == EOS)[0]) + 1 if EOS in gen else len(gen)
-            logp = logp_BxKxT[b, k, prompt_len - 1 : prompt_len - 1 + length].sum()
-            np.testing.assert_allclose(
-                scores_BxK[b, k], logp / length_penalty(length, alpha), rtol=1e-4
-            )
 
 
 def test_decoder_adapter_matches_full_forward():
     model = ToyDecoder()
     prompt = jnp.array([[BOS, 3, 4], [BOS, 5, 6]], jnp.int32)
-    params = model.init(jax.random.key(0), prompt)["params"]
+    params = random_params(model, prompt)
     apply_full = functools.partial(model.apply, {"params": params})
     cache = init_cache(model, jnp.zeros((2, model.max_len), jnp.int32))
     assert cache["cache_index"].shape == () and cache["cached_x"].shape == (
@@ -100,11 +59,11 @@ def test_encoder_decoder_adapter_encodes_once_and_repeats_for_beams():
     model = ToyEncoderDecoder()
     src = jnp.array([[3, 4, 5, 0], [6, 3, 0, 0]], jnp.int32)
     bos = jnp.full((2, 1), BOS, jnp.int32)
-    params = model.init(jax.random.key(1), src, bos)["params"]
+    params = random_params(model, src, bos, seed=1)
     cache = init_cache(model, src, jnp.zeros((2, model.max_len), jnp.int32))
 
     def apply_full(tgt):
-        return model.apply({"params": params}, src, tgt)
+        return model.apply({"params": params}, src, tgt)  # batch 2, as src
 
     @jax.jit
     def decode(params, cache, src):

@@ -34,12 +34,13 @@ def test_filtered_sampling_follows_renormalized_distribution():
     probs = np.array([0.1, 0.5, 0.3, 0.1])
     n = 40_000
     logits = jnp.tile(jnp.log(jnp.asarray(probs, jnp.float32)), (n, 1))
-    tokens = np.asarray(sample_logits(logits, jax.random.key(0), temperature=0.5, top_k=2))
+    draw = jax.jit(sample_logits, static_argnames=("top_k", "top_p"))
+    tokens = np.asarray(draw(logits, jax.random.key(0), temperature=0.5, top_k=2))
     freq = np.bincount(tokens, minlength=4) / n
     expected = np.array([0, 0.25, 0.09, 0]) / 0.34
     np.testing.assert_allclose(freq, expected, atol=0.01)
     # top-p 0.6 on the raw distribution keeps {1, 2}: 0.5 / 0.8 and 0.3 / 0.8.
-    tokens = np.asarray(sample_logits(logits, jax.random.key(1), top_p=0.6))
+    tokens = np.asarray(draw(logits, jax.random.key(1), top_p=0.6))
     np.testing.assert_allclose(
         np.bincount(tokens, minlength=4) / n, [0, 0.625, 0.375, 0], atol=0.01
     )
