@@ -30,6 +30,16 @@ def top_p_mask(logits_BxV: jax.Array, top_p: float | jax.Array) -> jax.Array:
     return jnp.where(keep_BxV, logits_BxV, NEG_INF)
 
 
+def check_sampling_args(temperature: float | jax.Array, top_k: int, top_p: float | None) -> None:
+    """Fails early on filter settings that are not traced and out of range."""
+    if isinstance(temperature, (int, float)) and temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be a Python int >= 0 (0 = off), got {top_k!r}")
+    if isinstance(top_p, (int, float)) and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (None or 1 = off), got {top_p}")
+
+
 def sample_logits(
     logits_BxV: jax.Array,
     rng: jax.Array,
@@ -42,6 +52,7 @@ def sample_logits(
     top_k=0 and top_p=None (or >= 1) disable those filters; top_k must be a
     Python int (static), temperature and top_p may be traced.
     """
+    check_sampling_args(temperature, top_k, top_p)
     logits_BxV = logits_BxV.astype(jnp.float32)
     greedy_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
     temperature = jnp.asarray(temperature, jnp.float32)

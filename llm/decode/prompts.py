@@ -1,4 +1,4 @@
-"""Output buffers seeded with per-example prompts, shared by every decoding loop.
+"""Prompts: host-side batching and trimming, and the output buffers every decoding loop uses.
 
 All rows advance in lockstep (the flax cache keeps one scalar index), so a
 prompt is consumed token by token: while a row's position is inside its
@@ -6,8 +6,12 @@ prompt, the next token is forced from the prompt instead of chosen. Prompts of
 different lengths therefore need right padding only and no position shifts.
 """
 
+import warnings
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def prompt_lengths_or_default(
@@ -40,3 +44,58 @@ def check_decode_args(prompt_BxP: jax.Array, max_decode_len: int) -> None:
         raise ValueError(
             f"max_decode_len must be >= 1 (new tokens per example), got {max_decode_len}"
         )
+
+
+def batch_prompts(
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int = 0,
+    max_prompt_len: int | None = None,
+    truncate: bool = False,
+    keep: str = "end",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pads token-id lists into (prompt [B, P] int32, lengths [B] int32) for the decode loops.
+
+    An empty prompt is an error (the loops need a first token, e.g. BOS). A
+    prompt over max_prompt_len is an error unless truncate=True, which warns
+    and keeps its last (keep='end') or first (keep='start') tokens.
+    """
+    if keep not in ("end", "start"):
+        raise ValueError(f"keep must be 'end' or 'start', got {keep!r}")
+    if not prompts:
+        raise ValueError("no prompts to decode")
+    rows = []
+    for i, ids in enumerate(prompts):
+        ids = [int(t) for t in ids]
+        if not ids:
+            raise ValueError(f"prompt {i} is empty; start every prompt with at least a BOS token")
+        if max_prompt_len is not None and len(ids) > max_prompt_len:
+            if not truncate:
+                raise ValueError(
+                    f"prompt {i} has {len(ids)} tokens, more than max_prompt_len={max_prompt_len}; "
+                    "shorten it or pass truncate=True"
+                )
+            warnings.warn(
+                f"prompt {i}: {len(ids)} tokens truncated to {max_prompt_len} (keeping the {keep})",
+                stacklevel=2,
+            )
+            ids = ids[-max_prompt_len:] if keep == "end" else ids[:max_prompt_len]
+        rows.append(ids)
+    width = max(len(r) for r in rows)
+    prompt_BxP = np.full((len(rows), width), pad_id, np.int32)
+    for i, ids in enumerate(rows):
+        prompt_BxP[i, : len(ids)] = ids
+    return prompt_BxP, np.array([len(r) for r in rows], np.int32)
+
+
+def generated_ids(
+    tokens_BxT: np.ndarray, prompt_lengths_B: np.ndarray | int, eos_id: int
+) -> list[list[int]]:
+    """Host-side: each row's tokens after its prompt, up to (not including) the first EOS."""
+    tokens_BxT = np.asarray(tokens_BxT)
+    lengths_B = np.broadcast_to(np.asarray(prompt_lengths_B), tokens_BxT.shape[:1])
+    out = []
+    for row, start in zip(tokens_BxT, lengths_B, strict=True):
+        gen = [int(t) for t in row[int(start) :]]
+        out.append(gen[: gen.index(eos_id)] if eos_id in gen else gen)
+    return out

@@ -112,6 +112,8 @@ def sample(
     top_k=1. top_k=0 and top_p=None disable those filters.
     """
 
+    filtering.check_sampling_args(temperature, top_k, top_p)
+
     def choose(logits_BxV, step):
         step_rng = jax.random.fold_in(rng, step)
         return filtering.sample_logits(logits_BxV, step_rng, temperature, top_k, top_p)

@@ -93,3 +93,14 @@ def test_sampling_is_reproducible_and_pads_after_eos():
             ended += 1
             assert all(t == PAD for t in generated[generated.index(EOS) + 1 :])
     assert ended > 0
+
+
+def test_sampling_arguments_are_checked():
+    logits = jnp.zeros((1, 4))
+    for kwargs, match in [
+        (dict(temperature=-1.0), "temperature"),
+        (dict(top_k=-2), "top_k"),
+        (dict(top_p=0.0), "top_p"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            sample_logits(logits, jax.random.key(0), **kwargs)
