@@ -51,6 +51,7 @@ def beam_search(
     pad_id: int = 0,
     prompt_lengths_B: jax.Array | None = None,
     cache_batch_axis: int = 0,
+    prefill_len: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """Returns (tokens [B, K, P + max_decode_len], scores [B, K]), best beam first.
 
@@ -58,9 +59,10 @@ def beam_search(
     `tokens_to_logits` is then called with B*K rows (example-major: row b*K+k
     is beam k of example b). Cache leaves whose axis `cache_batch_axis` is
     B*K are reordered as beams are chosen; others (scalar indices) are kept.
-    Prompt and output layout as in `greedy`; tokens after EOS are pad_id.
+    Prompt, output layout and prefill_len as in `greedy` (the prefill runs on
+    B rows, before the cache is repeated); tokens after EOS are pad_id.
     """
-    prompts.check_decode_args(prompt_BxP, max_decode_len)
+    prompts.check_decode_args(prompt_BxP, max_decode_len, prefill_len)
     batch, k = prompt_BxP.shape[0], beam_size
     lengths_B = prompts.prompt_lengths_or_default(prompt_BxP, prompt_lengths_B)
     seq_BxT = prompts.init_sequences(prompt_BxP, lengths_B, max_decode_len, pad_id)
@@ -141,9 +143,10 @@ def beam_search(
     # Only beam 0 starts alive so the K beams do not begin as K copies.
     alive_logp_BxK = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (batch, 1))
     fin_score_BxK = jnp.full((batch, k), NEG_INF, jnp.float32)
+    start, cache = prompts.prefill(tokens_to_logits, cache, seq_BxT, prefill_len)
     cache = beams.repeat_for_beams(cache, k, batch, batch_axis=cache_batch_axis)
     init = (
-        jnp.int32(0),
+        jnp.int32(start),
         alive_seq_BxKxT,
         alive_logp_BxK,
         alive_seq_BxKxT,

@@ -8,6 +8,7 @@ different lengths therefore need right padding only and no position shifts.
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,7 @@ def init_sequences(
     return jnp.concatenate([prompt_BxP, padding_BxT], axis=1)
 
 
-def check_decode_args(prompt_BxP: jax.Array, max_decode_len: int) -> None:
+def check_decode_args(prompt_BxP: jax.Array, max_decode_len: int, prefill_len: int = 0) -> None:
     """Fails early on shapes the loops cannot handle."""
     if prompt_BxP.ndim != 2 or prompt_BxP.shape[1] < 1:
         raise ValueError(
@@ -44,6 +45,26 @@ def check_decode_args(prompt_BxP: jax.Array, max_decode_len: int) -> None:
         raise ValueError(
             f"max_decode_len must be >= 1 (new tokens per example), got {max_decode_len}"
         )
+    if not 0 <= prefill_len <= prompt_BxP.shape[1]:
+        raise ValueError(
+            f"prefill_len must be in [0, prompt width {prompt_BxP.shape[1]}], got {prefill_len}"
+        )
+
+
+def prefill(
+    tokens_to_logits: Any, cache: Any, seq_BxT: jax.Array, prefill_len: int
+) -> tuple[int, Any]:
+    """Feeds the first prefill_len - 1 tokens in one call; returns the loop's first step and the cache.
+
+    Their logits only predict prompt tokens, which are forced anyway, so they
+    are dropped. The last prompt token is left to the loop, whose first step
+    then yields the logits of the first free position.
+    """
+    if prefill_len <= 1:
+        return 0, cache
+    start = prefill_len - 1
+    _, cache = tokens_to_logits(seq_BxT[:, :start], cache)
+    return start, cache
 
 
 def batch_prompts(

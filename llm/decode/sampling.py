@@ -29,8 +29,9 @@ def _decode_loop(
     eos_id: int,
     pad_id: int,
     choose: ChooseFn,
+    prefill_len: int,
 ) -> jax.Array:
-    prompts.check_decode_args(prompt_BxP, max_decode_len)
+    prompts.check_decode_args(prompt_BxP, max_decode_len, prefill_len)
     lengths_B = prompts.prompt_lengths_or_default(prompt_BxP, prompt_lengths_B)
     seq_BxT = prompts.init_sequences(prompt_BxP, lengths_B, max_decode_len, pad_id)
     total_len = seq_BxT.shape[1]
@@ -55,8 +56,9 @@ def _decode_loop(
         done_B = done_B | (~forced_B & (next_B == eos_id)) | (pos + 1 >= end_B)
         return step + 1, seq_BxT, cache, done_B
 
+    start, cache = prompts.prefill(tokens_to_logits, cache, seq_BxT, prefill_len)
     done_B = jnp.zeros(lengths_B.shape, bool)
-    _, seq_BxT, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), seq_BxT, cache, done_B))
+    _, seq_BxT, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(start), seq_BxT, cache, done_B))
     return seq_BxT
 
 
@@ -69,12 +71,16 @@ def greedy(
     eos_id: int,
     pad_id: int = 0,
     prompt_lengths_B: jax.Array | None = None,
+    prefill_len: int = 0,
 ) -> jax.Array:
     """Argmax decoding; returns [B, P + max_decode_len] tokens: prompt, output, pad after EOS.
 
     prompt_BxP starts every row with at least one token (BOS for an
     encoder-decoder); rows shorter than P are right-padded and give their
     length in prompt_lengths_B. The cache must hold P + max_decode_len - 1 steps.
+    prefill_len > 1 feeds the first prefill_len - 1 tokens in one call (the step
+    function must then accept [B, L] tokens, as the flax adapters do); every
+    row's prompt must be at least prefill_len long, e.g. min(prompt lengths).
     """
 
     def choose(logits_BxV, step):
@@ -89,6 +95,7 @@ def greedy(
         eos_id,
         pad_id,
         choose,
+        prefill_len,
     )
 
 
@@ -105,11 +112,12 @@ def sample(
     top_p: float | None = None,
     pad_id: int = 0,
     prompt_lengths_B: jax.Array | None = None,
+    prefill_len: int = 0,
 ) -> jax.Array:
     """Ancestral sampling with temperature, top-k and top-p; same output layout as greedy.
 
     temperature=0 means greedy decoding (argmax, the rng is unused), and so does
-    top_k=1. top_k=0 and top_p=None disable those filters.
+    top_k=1. top_k=0 and top_p=None disable those filters. prefill_len as in greedy.
     """
 
     filtering.check_sampling_args(temperature, top_k, top_p)
@@ -127,4 +135,5 @@ def sample(
         eos_id,
         pad_id,
         choose,
+        prefill_len,
     )

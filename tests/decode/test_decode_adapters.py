@@ -55,6 +55,28 @@ def test_decoder_adapter_matches_full_forward():
     assert np.all(np.asarray(scores)[:, 0] >= np.asarray(scores)[:, 1])
 
 
+def test_prefill_in_one_call_equals_token_by_token():
+    model = ToyDecoder()
+    prompt = jnp.array([[BOS, 3, 4, 5], [BOS, 5, 6, 0], [BOS, 4, 3, 3]], jnp.int32)
+    lengths = jnp.array([4, 3, 4])
+    params = random_params(model, prompt, seed=2)
+    cache = init_cache(model, jnp.zeros((3, model.max_len), jnp.int32))
+
+    @functools.partial(jax.jit, static_argnames="prefill_len")
+    def decode(params, cache, prompt, prefill_len):
+        step = decoder_tokens_to_logits(model, params)
+        kw = dict(max_decode_len=MAX_NEW, eos_id=EOS, prompt_lengths_B=lengths)
+        out = greedy(step, cache, prompt, prefill_len=prefill_len, **kw)
+        beams = beam_search(step, cache, prompt, beam_size=2, prefill_len=prefill_len, **kw)
+        return out, beams
+
+    # 3 = the shortest prompt: one call takes tokens 0-1, the loop the rest.
+    want, got = decode(params, cache, prompt, 0), decode(params, cache, prompt, 3)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1][0], want[1][0])
+    np.testing.assert_allclose(got[1][1], want[1][1], rtol=1e-5)
+
+
 def test_encoder_decoder_adapter_encodes_once_and_repeats_for_beams():
     model = ToyEncoderDecoder()
     src = jnp.array([[3, 4, 5, 0], [6, 3, 0, 0]], jnp.int32)

@@ -50,6 +50,7 @@ def test_decoder_greedy_and_beam_match_full_forward(overrides, cache_batch_axis)
     def decode(params, cache, prompt):
         step = decoder_tokens_to_logits(model, params)
         out = greedy(step, cache, prompt, max_decode_len=MAX_NEW, eos_id=EOS)
+        prefilled = greedy(step, cache, prompt, max_decode_len=MAX_NEW, eos_id=EOS, prefill_len=3)
         beams = beam_search(
             step,
             cache,
@@ -59,13 +60,15 @@ def test_decoder_greedy_and_beam_match_full_forward(overrides, cache_batch_axis)
             eos_id=EOS,
             cache_batch_axis=cache_batch_axis,
         )
-        return out, beams
+        return out, prefilled, beams
 
-    out, (tokens, scores) = decode(params, cache, prompt)
+    out, prefilled, (tokens, scores) = decode(params, cache, prompt)
     apply_full = functools.partial(model.apply, {"params": params})
     np.testing.assert_array_equal(
         out, first_eos_padded(naive_greedy(apply_full, prompt, MAX_NEW), 3)
     )
+    # The model's multi-token cached call (prefill) agrees with token-by-token.
+    np.testing.assert_array_equal(prefilled, out)
     check_beams_rescored(apply_full, np.asarray(tokens), np.asarray(scores), 3, 0.6)
 
 
