@@ -17,6 +17,8 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", "", "Output directory (default: workdirs/<experiment>); reruns resume."
 )
 
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Also show the libraries' INFO logs.")
+
 _OVERRIDES: list[tuple[str, str]] = []
 
 
@@ -35,11 +37,14 @@ def default_workdir(config_spec: str) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
+    from llm.train.console import quiet_library_logs
     from llm.train.loop import train_and_evaluate  # after flags: keeps --help fast
 
+    if not _VERBOSE.value:
+        quiet_library_logs()
     config = load_config(_CONFIG.value, _OVERRIDES)
     workdir = _WORKDIR.value or default_workdir(_CONFIG.value)
-    logging.info("Config:\n%s", config)
+    logging.info("Config %s:\n%s", _CONFIG.value, config)
     metrics = train_and_evaluate(config, workdir)
     summary = {k: v for k, v in metrics.items() if k != "sample"}
     print(f"Finished in {workdir}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))

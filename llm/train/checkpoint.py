@@ -10,13 +10,12 @@ import orbax.checkpoint as ocp
 
 
 def make_manager(
-    workdir: str | pathlib.Path, *, keep: int, save_every: int, async_save: bool = True
+    workdir: str | pathlib.Path, *, keep: int, async_save: bool = True
 ) -> ocp.CheckpointManager:
     """A manager under `workdir/checkpoints` keeping the last `keep` finished checkpoints."""
     directory = pathlib.Path(workdir).absolute() / "checkpoints"
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep,
-        save_interval_steps=save_every,
         enable_async_checkpointing=async_save,
         create=True,
     )
@@ -30,14 +29,12 @@ def save(
     step: int,
     state: Any,
     data_iterator: Any | None,
-    *,
-    force: bool = False,
 ) -> bool:
-    """Saves state (async) and the iterator position (sync, now) at `step`."""
+    """Saves state (async) and the iterator position (sync, now) at `step`; the caller picks steps."""
     items = {"state": ocp.args.StandardSave(state)}
     if data_iterator is not None:
         items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-    return manager.save(step, args=ocp.args.Composite(**items), force=force)
+    return manager.save(step, args=ocp.args.Composite(**items), force=True)
 
 
 def restore(

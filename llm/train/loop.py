@@ -40,6 +40,13 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.train.learning_rate={cfg.learning_rate} must be positive.")
 
 
+def sequence_lengths(data_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """Row lengths of a batch: (seq_len,) for lm/mlm, (inputs_len, targets_len) for seq2seq."""
+    if data_cfg.task == "seq2seq":
+        return (data_cfg.inputs_len, data_cfg.targets_len)
+    return (data_cfg.seq_len,)
+
+
 def _summarize_eval(sums: dict[str, float]) -> dict[str, float]:
     """Turns summed NLL/correct/weights per loss term into eval/ loss, perplexity, accuracy."""
     out = {}
@@ -94,8 +101,13 @@ class Trainer:
             shuffle=True,
             num_epochs=None,
         )
+        if self.tokenizer.vocab_size > self.model_cfg.vocab_size:
+            raise ValueError(
+                f"config.model.vocab_size={self.model_cfg.vocab_size} is smaller than the "
+                f"tokenizer's {self.tokenizer.vocab_size} ids; raise it to at least that."
+            )
         example = models.dummy_batch(
-            self.model_cfg, tcfg.batch_size, *data_lib.sequence_lengths(config.data)
+            self.model_cfg, tcfg.batch_size, *sequence_lengths(config.data)
         )
         self._state_kwargs = dict(
             model=self.model,
@@ -127,7 +139,6 @@ class Trainer:
         self.manager = ckpt_lib.make_manager(
             self.workdir,
             keep=tcfg.keep_checkpoints,
-            save_every=tcfg.checkpoint_every,
             async_save=tcfg.async_checkpointing,
         )
 
@@ -183,13 +194,18 @@ class Trainer:
         start = int(jax.device_get(state.step))
         writer = MetricWriter(self.workdir, resume_step=start)
         end = min(cfg.steps, stop_at_step) if stop_at_step else cfg.steps
-        tokens_per_step = cfg.batch_size * sum(data_lib.sequence_lengths(self.config.data))
+        tokens_per_step = cfg.batch_size * sum(sequence_lengths(self.config.data))
         last: dict[str, float] = {}
         t0, t_step0 = time.perf_counter(), start
         with jax.set_mesh(self.mesh):
             for step in range(start + 1, end + 1):
                 batch = self.to_global(next(self.train_iter))
                 state, metrics = self.train_step(state, batch)
+                if step == start + 1:
+                    # The first step includes compilation: keep it out of tokens/s and ETA.
+                    jax.block_until_ready(metrics)
+                    logging.info("step %d compiled and ran in %.1fs", step, time.perf_counter() - t0)
+                    t0, t_step0 = time.perf_counter(), step
                 if step % cfg.log_every == 0 or step == end:
                     # Fetching metrics blocks on the step; multi-process CPU runs need that.
                     scalars = {
@@ -197,14 +213,15 @@ class Trainer:
                         "grad_norm": float(metrics["grad_norm"]),
                     }
                     elapsed = time.perf_counter() - t0
-                    rate = (step - t_step0) * tokens_per_step / max(elapsed, 1e-9)
+                    if step > t_step0:
+                        rate = (step - t_step0) * tokens_per_step / max(elapsed, 1e-9)
+                        scalars["tokens_per_sec"] = rate
                     eta = (end - step) * elapsed / max(step - t_step0, 1)
-                    scalars["tokens_per_sec"] = rate
                     writer.write(step, scalars)
                     last.update(scalars)
                     logging.info(
                         "step %d/%d loss %.4f tokens/s %.0f ETA %.0fs",
-                        step, cfg.steps, scalars["loss"], rate, eta,
+                        step, cfg.steps, scalars["loss"], scalars.get("tokens_per_sec", 0), eta,
                     )
                     t0, t_step0 = time.perf_counter(), step
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
@@ -215,15 +232,18 @@ class Trainer:
                         "step %d eval %s", step,
                         " ".join(f"{k}={v:.4f}" for k, v in sorted(eval_metrics.items())),
                     )
-                ckpt_lib.save(self.manager, step, state, self.train_iter, force=step == end)
+                if step % cfg.checkpoint_every == 0 or step == end:
+                    ckpt_lib.save(self.manager, step, state, self.train_iter)
         self.manager.wait_until_finished()
         writer.close()
         return state, last
 
     def close(self) -> None:
-        """Waits for pending checkpoint writes."""
+        """Waits for pending checkpoint writes and stops the data workers."""
         self.manager.wait_until_finished()
         self.manager.close()
+        if hasattr(self.train_iter, "close"):
+            self.train_iter.close()
 
 
 def train_and_evaluate(
@@ -247,12 +267,14 @@ def train_and_evaluate(
 
 def sample_text(trainer: Trainer, params: Any) -> str:
     """Greedy continuation of config.train.sample_prompt from the trained model."""
-    from llm.decode import generate_text  # decode depends on models only; import late.
+    from llm.decode.text import generate_text  # only the end of a run needs decoding
 
-    return generate_text(
-        trainer.model,
-        params,
-        trainer.tokenizer,
-        trainer.config.train.sample_prompt,
-        max_new_tokens=trainer.config.train.sample_tokens,
-    )
+    with jax.set_mesh(trainer.mesh):
+        return generate_text(
+            trainer.model,
+            params,
+            trainer.tokenizer,
+            trainer.config.train.sample_prompt,
+            max_new_tokens=trainer.config.train.sample_tokens,
+            max_len=trainer.model_cfg.max_len,
+        )

@@ -43,6 +43,15 @@ def _init_boxed(
     return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params, opt_state=tx.init(params))
 
 
+def _strip_boxes(tree: Any) -> Any:
+    """Unboxes without sharding constraints (which need traced arrays, not shapes)."""
+    return jax.tree_util.tree_map(
+        lambda x: x.unbox(apply_constraint=False) if isinstance(x, nn.meta.AxisMetadata) else x,
+        tree,
+        is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata),
+    )
+
+
 def _unboxed(init: Callable[[jax.Array], TrainState], rng: jax.Array) -> TrainState:
     return nn.meta.unbox(init(rng))
 
@@ -62,8 +71,7 @@ def create_sharded_state(
         abstract = jax.eval_shape(init, rng)
         logical_specs = nn.get_partition_spec(abstract)
         shardings = logical_to_shardings(logical_specs, mesh, rules)
-        abstract_unboxed = nn.meta.unbox(abstract)
-        check_divisible(abstract_unboxed, shardings, logical_specs)
+        check_divisible(_strip_boxes(abstract), shardings, logical_specs)
         state = jax.jit(functools.partial(_unboxed, init), out_shardings=shardings)(rng)
     return state, shardings
 
@@ -83,8 +91,8 @@ def abstract_state(
         abstract = jax.eval_shape(init, rng)
         logical_specs = nn.get_partition_spec(abstract)
         shardings = logical_to_shardings(logical_specs, mesh, rules)
-        abstract_unboxed = nn.meta.unbox(abstract)
-        check_divisible(abstract_unboxed, shardings, logical_specs)
+    abstract_unboxed = _strip_boxes(abstract)
+    check_divisible(abstract_unboxed, shardings, logical_specs)
     shaped = jax.tree_util.tree_map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_unboxed, shardings
     )

@@ -13,7 +13,7 @@ MESHES = [(8, 1, 1), (2, 2, 2), (1, 2, 4)]
 
 
 def _losses(data_dir, workdir, mesh_shape, devices=None):
-    config = tiny_config(data_dir, steps=5)
+    config = tiny_config(data_dir, steps=5, checkpoint_every=100)
     config.unlock()
     config.mesh.data, config.mesh.fsdp, config.mesh.tensor = mesh_shape
     config.mesh.rules = "fsdp_tp"
@@ -37,16 +37,21 @@ def test_meshes_and_one_device_agree(data_dir, tmp_path):
 
 
 def _assert_shardings_follow_rules(state):
-    specs = jax.tree_util.tree_map_with_path(
-        lambda path, x: (jax.tree_util.keystr(path), x.sharding.spec), state.params
-    )
-    flat = dict(jax.tree_util.tree_leaves(specs, is_leaf=lambda x: isinstance(x, tuple)))
-    # fsdp_tp: embed -> fsdp, mlp/heads/vocab -> tensor; norms replicated.
-    embedding = [spec for name, spec in flat.items() if "embed" in name.lower() and len(spec) == 2]
-    assert embedding and all(spec == PartitionSpec("tensor", "fsdp") for spec in embedding)
-    mlp_in = [spec for name, spec in flat.items() if "mlp" in name.lower() and "wi" in name.lower()]
-    assert all("tensor" in spec and "fsdp" in spec for spec in mlp_in)
-    assert any(spec for spec in flat.values() if spec == PartitionSpec(None) or spec == PartitionSpec())
+    specs = {
+        jax.tree_util.keystr(path): leaf.sharding.spec
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state.params)
+    }
+    # fsdp_tp: embed -> fsdp; vocab, mlp, heads -> tensor; norms and head dims replicated.
+    expected = {
+        "['token_embed']['embedding']": PartitionSpec("tensor", "fsdp"),
+        "['stack']['layers_0']['mlp']['wi']['kernel']": PartitionSpec("fsdp", "tensor"),
+        "['stack']['layers_0']['mlp']['wo']['kernel']": PartitionSpec("tensor", "fsdp"),
+        "['stack']['layers_1']['self_attn']['query']": PartitionSpec("fsdp", "tensor", None),
+        "['stack']['layers_1']['self_attn']['out']": PartitionSpec("tensor", None, "fsdp"),
+        "['final_norm']['scale']": PartitionSpec(None),
+    }
+    for name, spec in expected.items():
+        assert specs[name] == spec, (name, specs[name])
 
 
 @pytest.mark.parametrize(
