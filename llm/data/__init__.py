@@ -7,8 +7,9 @@ The trainer needs four names:
   make_iterator(cfg, split=..., batch_size=..., ...)  checkpointable batches.
 """
 
+from llm.data.benchmark import benchmark_pipeline
 from llm.data.config import default_data_config, resolve_data_dir
-from llm.data.pipeline import make_dataset, make_iterator
+from llm.data.pipeline import build_token_caches, make_dataset, make_iterator, split_stats
 from llm.data.sources import (
     DatasetNotPreparedError,
     ensure_dataset,
@@ -20,6 +21,9 @@ from llm.data.tokenizers import ByteTokenizer, Tokenizer, get_tokenizer
 
 __all__ = [
     "ByteTokenizer",
+    "benchmark_pipeline",
+    "build_token_caches",
+    "split_stats",
     "DatasetNotPreparedError",
     "Tokenizer",
     "default_data_config",

@@ -93,15 +93,17 @@ def _source(data_cfg, split, tok, task_needs_text: bool):
     return records, decode
 
 
-def build_token_caches(data_cfg: ml_collections.ConfigDict) -> list[str]:
-    """Tokenizes the train and eval splits once into array_record caches."""
+def build_token_caches(
+    data_cfg: ml_collections.ConfigDict, splits: Sequence[str] | None = None
+) -> list[str]:
+    """Tokenizes splits (default: train and eval) once into array_record caches."""
     tok = tokenizers.get_tokenizer(data_cfg)
     task = make_task(data_cfg, tok, records=())
     if task.needs_text:
         raise ValueError("data.nsp needs sentence boundaries; set data.token_cache=False.")
     return [
         token_cache.build(data_cfg, split, tok, task.encode)
-        for split in (data_cfg.train_split, data_cfg.eval_split)
+        for split in (splits or (data_cfg.train_split, data_cfg.eval_split))
         if split
     ]
 
@@ -224,3 +226,33 @@ def make_iterator(
             num_epochs=num_epochs,
         )
     )
+
+
+def split_stats(
+    data_cfg: ml_collections.ConfigDict, split: str, *, limit: int | None = None
+) -> dict[str, int]:
+    """Counts over a split as the task sees it: examples, truncations, tokens.
+
+    Truncation happens silently per batch in training (and is logged per
+    process); this gives the whole-split numbers to report.
+    """
+    tok = tokenizers.get_tokenizer(data_cfg)
+    records = sources.get_source(data_cfg, split)
+    task = make_task(data_cfg, tok, records)
+    n = len(records) if limit is None else min(limit, len(records))
+    rng = np.random.default_rng(0)
+    tokens = 0
+    for start in range(0, n, data_cfg.chunk_size):
+        chunk = token_cache.read_records(records, range(start, min(n, start + data_cfg.chunk_size)))
+        for record in chunk:
+            ex = task.example_from_record(record, rng)
+            tokens += int(
+                sum(len(ex[k]) for k in task.lengths if k in ("inputs", "encoder_inputs"))
+            )
+    c = task.counter
+    return {
+        "examples": c.examples,
+        "truncated_inputs": c.truncated,
+        "truncated_targets": c.truncated_targets,
+        "input_tokens": tokens,
+    }

@@ -106,7 +106,8 @@ def builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
     register(dataset)
     try:
         return tfds.builder(dataset, data_dir=data_dir, file_format=FILE_FORMAT)
-    except tfds.core.registered.DatasetNotFoundError as e:
+    # An unknown config of a local_* builder exists only once prepared.
+    except (tfds.core.registered.DatasetNotFoundError, ValueError) as e:
         raise DatasetNotPreparedError(
             f"Dataset {dataset!r} is unknown to TFDS and not in {data_dir}. "
             + prepare_hint(dataset, data_dir)

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from llm.data import grammar
 from llm.data.builders import base
 
-_SPLITS = {"train": (20_000, 10), "validation": (1_000, 11), "test": (1_000, 12)}
+_SPLITS = {"train": (5_000, 10), "validation": (500, 11), "test": (500, 12)}
 # Sentences per document, uniform: at least two so that NSP can split one.
 _MIN_SENTENCES, _MAX_SENTENCES = 2, 6
 

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from llm.data import numbers
 from llm.data.builders import base
 
-_SPLITS = (("train", 50_000), ("validation", 1_000), ("test", 1_000))
+_SPLITS = (("train", 20_000), ("validation", 1_000), ("test", 1_000))
 _SEED = 0
 _MAX_DIGITS = 7
 

@@ -1,0 +1,110 @@
+"""Preparing datasets into a data_dir: local files, TFDS downloads, caches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ml_collections
+import tensorflow_datasets as tfds
+
+from llm.data import config as config_lib
+from llm.data import sources
+
+# launch.prepare --kind -> builder name (one builder module per kind).
+LOCAL_KINDS = {
+    "text": "local_text",
+    "parallel": "local_parallel",
+    "summarization": "local_summarization",
+}
+
+
+def prepare_local(
+    kind: str,
+    name: str,
+    files: Mapping[str, Sequence[str]],
+    data_dir: str,
+    *,
+    doc_sep: str = "line",
+    inputs_field: str = "document",
+    targets_field: str = "summary",
+    overwrite: bool = False,
+) -> tuple[str, dict[str, int]]:
+    """Builds local files into data_dir as array_record.
+
+    Returns the dataset name to put in data.dataset ('local_text/<name>') and
+    the counts of skipped input lines by reason.
+    """
+    if kind not in LOCAL_KINDS:
+        raise ValueError(f"kind={kind!r}; use one of {sorted(LOCAL_KINDS)}.")
+    if not name or "/" in name:
+        raise ValueError(f"name={name!r}; give a plain name for the dataset.")
+    if not files:
+        raise ValueError("No input files: give at least a train split.")
+    for split, paths in files.items():
+        for path in paths:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"Input file {path!r} of split {split!r} does not exist.")
+    builder_name = LOCAL_KINDS[kind]
+    sources.register(builder_name)
+    from llm.data.builders.local import LocalConfig
+
+    cls = tfds.builder_cls(builder_name)
+    config = LocalConfig(
+        name=name,
+        files={s: [os.path.abspath(p) for p in ps] for s, ps in files.items()},
+        doc_sep=doc_sep,
+        inputs_field=inputs_field,
+        targets_field=targets_field,
+    )
+    data_dir = config_lib.resolve_data_dir(data_dir)
+    builder = cls(config=config, data_dir=data_dir, file_format=sources.FILE_FORMAT)
+    if builder.is_prepared() and not overwrite:
+        raise FileExistsError(
+            f"{builder_name}/{name} already exists in {data_dir}; pass overwrite=True "
+            "(--overwrite) to rebuild it."
+        )
+    download_config = tfds.download.DownloadConfig(
+        download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+        if not overwrite
+        else tfds.download.GenerateMode.FORCE_REDOWNLOAD
+    )
+    builder.download_and_prepare(download_config=download_config)
+    return f"{builder_name}/{name}", dict(getattr(builder, "counts", {}))
+
+
+def prepare_tfds(dataset: str, data_dir: str, *, manual_dir: str = "") -> str:
+    """Downloads and prepares a named TFDS dataset as array_record (needs network)."""
+    data_dir = config_lib.resolve_data_dir(data_dir)
+    builder = sources.builder(dataset, data_dir)
+    if builder.is_prepared():
+        return data_dir
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)
+    builder.download_and_prepare(download_config=download_config)
+    return data_dir
+
+
+def prepare_tokens(
+    data_cfg: ml_collections.ConfigDict, splits: Sequence[str] = ("train", "validation", "test")
+) -> dict[str, Any]:
+    """Trains/loads the tokenizer and, with data.token_cache, caches the splits.
+
+    Returns vocab_size, the cache paths and per-split truncation counts;
+    splits the dataset does not have are skipped.
+    """
+    # Imported here: pipeline imports the task modules, which the
+    # file-building functions above never need.
+    from llm.data import pipeline, tokenizers
+
+    tok = tokenizers.get_tokenizer(data_cfg)
+    out: dict[str, Any] = {"vocab_size": tok.vocab_size, "token_caches": [], "stats": {}}
+    for split in splits:
+        try:
+            stats = pipeline.split_stats(data_cfg, split)
+        except sources.DatasetNotPreparedError:
+            continue
+        out["stats"][split] = stats
+        if data_cfg.token_cache:
+            out["token_caches"] += pipeline.build_token_caches(data_cfg, [split])
+    return out

@@ -1,0 +1,176 @@
+"""Local-file builders and bad input, on small files written here."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from llm.data import config as config_lib
+from llm.data import pipeline, prepare, sources, tokenizers
+
+TOK = tokenizers.ByteTokenizer()
+
+
+def _cfg(data_dir, dataset, task="lm"):
+    cfg = config_lib.default_data_config()
+    cfg.update(dataset=dataset, task=task, data_dir=str(data_dir), seq_len=32)
+    cfg.update(inputs_len=32, targets_len=32, prefetch_buffer=0, read_threads=0, chunk_size=8)
+    return cfg
+
+
+def _texts(cfg, split="train", key="text"):
+    src = sources.get_source(cfg, split)
+    return sorted(src[i][key].decode() for i in range(len(src)))
+
+
+def test_text_skips_invalid_utf8_and_blank_lines(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"first doc\n\nbad \xff\xfe line\nsecond doc\n")
+    (tmp_path / "v.txt").write_text("held out\n")
+    name, skipped = prepare.prepare_local(
+        "text",
+        "corpus",
+        {"train": [str(tmp_path / "a.txt")], "validation": [str(tmp_path / "v.txt")]},
+        str(tmp_path / "tfds"),
+    )
+    assert name == "local_text/corpus"
+    assert skipped == {"invalid_utf8": 1, "empty": 1}
+    cfg = _cfg(tmp_path / "tfds", name)
+    assert _texts(cfg) == ["first doc", "second doc"]
+    b = next(pipeline.make_iterator(cfg, split="validation", batch_size=2, num_epochs=1))
+    assert TOK.decode(b["inputs"][0]) == "held out"
+
+
+def test_text_paragraph_documents(tmp_path):
+    (tmp_path / "a.txt").write_text("line one\nline two\n\n\npara two\n")
+    name, _ = prepare.prepare_local(
+        "text",
+        "paras",
+        {"train": [str(tmp_path / "a.txt")]},
+        str(tmp_path / "tfds"),
+        doc_sep="blank",
+    )
+    assert _texts(_cfg(tmp_path / "tfds", name)) == ["line one\nline two", "para two"]
+
+
+def test_parallel_two_files_and_tsv(tmp_path):
+    (tmp_path / "s.de").write_text("hallo\nwelt\n\n")
+    (tmp_path / "t.en").write_text("hello\nworld\n\n")
+    (tmp_path / "d.tsv").write_text("eins\tone\nno tab here\nzwei\ttwo\n")
+    name, skipped = prepare.prepare_local(
+        "parallel",
+        "deen",
+        {
+            "train": [str(tmp_path / "s.de"), str(tmp_path / "t.en")],
+            "validation": [str(tmp_path / "d.tsv")],
+        },
+        str(tmp_path / "tfds"),
+    )
+    assert skipped == {"empty": 1, "malformed": 1}
+    cfg = _cfg(tmp_path / "tfds", name, task="seq2seq")
+    assert _texts(cfg, key="source") == ["hallo", "welt"]
+    assert _texts(cfg, "validation", key="target") == ["one", "two"]
+    b = next(pipeline.make_iterator(cfg, split="train", batch_size=2, num_epochs=1, shuffle=False))
+    assert b["encoder_inputs"].shape == (2, 32) and b["weights"].sum() > 0
+
+
+def test_parallel_misaligned_files_fail(tmp_path):
+    (tmp_path / "s").write_text("a\nb\n")
+    (tmp_path / "t").write_text("a\n")
+    with pytest.raises(ValueError, match="different numbers of lines"):
+        prepare.prepare_local(
+            "parallel",
+            "bad",
+            {"train": [str(tmp_path / "s"), str(tmp_path / "t")]},
+            str(tmp_path / "d"),
+        )
+
+
+def test_summarization_jsonl(tmp_path):
+    lines = [
+        json.dumps({"document": "a long story about dogs", "summary": "dogs"}),
+        "{not json",
+        json.dumps({"document": "no summary"}),
+        json.dumps({"document": "cats everywhere", "summary": "cats"}),
+    ]
+    (tmp_path / "s.jsonl").write_text("\n".join(lines) + "\n")
+    name, skipped = prepare.prepare_local(
+        "summarization", "news", {"train": [str(tmp_path / "s.jsonl")]}, str(tmp_path / "tfds")
+    )
+    assert skipped == {"malformed": 2}
+    cfg = _cfg(tmp_path / "tfds", name, task="seq2seq")
+    assert sources.pair_keys(cfg) == ("document", "summary")
+    assert _texts(cfg, key="summary") == ["cats", "dogs"]
+
+
+def test_empty_and_missing_files_fail(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="empty"):
+        prepare.prepare_local(
+            "text", "e", {"train": [str(tmp_path / "empty.txt")]}, str(tmp_path / "d")
+        )
+    with pytest.raises(ValueError, match="no usable text"):
+        prepare.prepare_local(
+            "text", "b", {"train": [str(tmp_path / "blank.txt")]}, str(tmp_path / "d")
+        )
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        prepare.prepare_local(
+            "text", "m", {"train": [str(tmp_path / "nope.txt")]}, str(tmp_path / "d")
+        )
+
+
+def test_existing_dataset_needs_overwrite(tmp_path):
+    (tmp_path / "a.txt").write_text("x\n")
+    files = {"train": [str(tmp_path / "a.txt")]}
+    prepare.prepare_local("text", "x", files, str(tmp_path / "d"))
+    with pytest.raises(FileExistsError, match="overwrite"):
+        prepare.prepare_local("text", "x", files, str(tmp_path / "d"))
+    (tmp_path / "a.txt").write_text("y\nz\n")
+    prepare.prepare_local("text", "x", files, str(tmp_path / "d"), overwrite=True)
+    assert _texts(_cfg(tmp_path / "d", "local_text/x")) == ["y", "z"]
+
+
+def test_missing_data_dir_fails_clearly(tmp_path):
+    cfg = _cfg(tmp_path / "does_not_exist", "local_text/x")
+    with pytest.raises(sources.DatasetNotPreparedError, match="launch.prepare"):
+        sources.ensure_dataset(cfg)
+
+
+def test_over_long_documents_are_truncated_and_counted(tmp_path):
+    (tmp_path / "a.txt").write_text("short\n" + "x" * 100 + "\n")
+    name, _ = prepare.prepare_local(
+        "text", "long", {"train": [str(tmp_path / "a.txt")]}, str(tmp_path / "d")
+    )
+    cfg = _cfg(tmp_path / "d", name)
+    assert pipeline.split_stats(cfg, "train") == {
+        "examples": 2,
+        "truncated_inputs": 1,
+        "truncated_targets": 0,
+        "input_tokens": 6 + 32,
+    }
+    b = next(pipeline.make_iterator(cfg, split="train", batch_size=2, num_epochs=1, shuffle=False))
+    assert b["inputs"].shape == (2, 32)
+    np.testing.assert_array_equal(np.sort((b["weights"] > 0).sum(1)), [6, 32])
+
+
+@pytest.mark.slow
+def test_prepare_launcher(tmp_path):
+    (tmp_path / "a.txt").write_text("one two\nthree four\n")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launch.prepare",
+            "--kind=text",
+            "--name=cli",
+            f"--train={tmp_path / 'a.txt'}",
+            f"--data_dir={tmp_path / 'd'}",
+            "--token_cache",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "data.dataset='local_text/cli'" in out and "token cache:" in out

@@ -1,0 +1,65 @@
+import os
+
+import pytest
+
+from llm.data import spm, tokenizers
+
+TEXTS = ["the small dog sees a red ball .", "  Grüße,  世界 🙂\n\tx  ", "", " a", "every old cat ."]
+
+
+@pytest.fixture(scope="module")
+def spm_cfg(tmp_path_factory, grammar_dir):
+    from llm.data import config as config_lib
+
+    cfg = config_lib.default_data_config()
+    # A copy of the data dir keeps the cached model out of other tests.
+    cfg.data_dir = grammar_dir
+    cfg.tokenizer = "sentencepiece"
+    cfg.vocab_size = 400
+    cfg.spm_train_examples = 2000
+    return cfg
+
+
+@pytest.mark.parametrize("spm_type", ["unigram", "bpe"])
+def test_train_cache_and_exact_round_trip(spm_cfg, spm_type):
+    spm_cfg.spm_type = spm_type
+    tok = tokenizers.get_tokenizer(spm_cfg)
+    path = spm.cache_path(spm_cfg)
+    assert tok.model_path == path and os.path.exists(path)
+    assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.mask_id) == (0, 1, 2, 4)
+    for text in TEXTS:
+        assert tok.decode(tok.encode(text)) == text
+    if spm_type == "bpe":
+        # Words of the corpus become single pieces. (sentencepiece 0.2.3's
+        # unigram seeds only sub-word pieces on a 28-word corpus.)
+        assert len(tok.encode("the small dog")) == 3
+    mtime = os.path.getmtime(path)
+    again = tokenizers.get_tokenizer(spm_cfg)  # Reused, not retrained.
+    assert os.path.getmtime(path) == mtime and again.vocab_size == tok.vocab_size
+
+
+def test_load_existing_model(spm_cfg):
+    spm_cfg.spm_type = "unigram"
+    path = tokenizers.get_tokenizer(spm_cfg).model_path
+    spm_cfg.spm_model = path
+    spm_cfg.dataset = "no_such_dataset"  # Loading needs no data.
+    assert tokenizers.get_tokenizer(spm_cfg).decode([5, 6]) is not None
+    spm_cfg.spm_model = path + ".missing"
+    with pytest.raises(FileNotFoundError, match="spm_model"):
+        tokenizers.get_tokenizer(spm_cfg)
+
+
+def test_seq2seq_shares_one_vocabulary(spm_cfg, seq2seq_cfg):
+    seq2seq_cfg.tokenizer = "sentencepiece"
+    seq2seq_cfg.vocab_size = 300
+    seq2seq_cfg.spm_train_examples = 2000
+    tok = tokenizers.get_tokenizer(seq2seq_cfg)
+    assert "source+target" in tok.model_path
+    for text in ["four hundred two", "402"]:
+        assert tok.decode(tok.encode(text)) == text
+
+
+def test_vocab_too_small_names_the_field(spm_cfg, tmp_path):
+    spm_cfg.vocab_size = 100
+    with pytest.raises(ValueError, match="data.vocab_size"):
+        spm.train(spm_cfg, iter(["abc def"] * 10), str(tmp_path / "x.model"))
