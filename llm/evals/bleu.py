@@ -28,6 +28,8 @@ def corpus_bleu(
     'intl', 'zh', 'ja-mecab', ... as the paper did.
     """
     hypotheses = list(hypotheses)
+    if not hypotheses:
+        raise ValueError("BLEU of an empty corpus is undefined: no hypotheses")
     if references and isinstance(references[0], str):
         streams = [list(references)]
     else:

@@ -34,6 +34,8 @@ def test_bleu_multiple_references_and_options():
 def test_bleu_rejects_misaligned_references():
     with pytest.raises(ValueError, match="reference stream 0 has 2 lines"):
         corpus_bleu(HYPS, REFS[:2])
+    with pytest.raises(ValueError, match="empty corpus"):
+        corpus_bleu([], [])
 
 
 @pytest.mark.parametrize("use_stemmer", [True, False])
