@@ -31,7 +31,10 @@ def test_shapes_and_loss_terms():
     [
         {},
         {"position": "rotary", "norm": "rmsnorm", "activation": "swiglu", "use_bias": False},
-        {"pre_norm": False, "position": "sinusoidal", "scan_layers": True, "remat": "full"},
+        pytest.param(
+            {"pre_norm": False, "position": "sinusoidal", "scan_layers": True, "remat": "full"},
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_causal_via_gradients(overrides):
@@ -89,7 +92,11 @@ def decode_all(step, cache, tokens, prefill=0):
     [
         ({}, 0),
         ({"position": "rotary", "num_kv_heads": 2, "norm": "rmsnorm", "activation": "swiglu"}, 3),
-        ({"position": "sinusoidal", "scan_layers": True, "pre_norm": False, "num_kv_heads": 1}, 0),
+        pytest.param(
+            {"position": "sinusoidal", "scan_layers": True, "pre_norm": False, "num_kv_heads": 1},
+            0,
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_kv_cache_decode_matches_full_forward(overrides, prefill):
@@ -121,6 +128,7 @@ def test_bfloat16_compute_keeps_float32_logits():
     assert jax.tree.leaves(variables["params"])[0].dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_dropout_uses_dropout_rng():
     cfg = tiny(dropout_rate=0.5, attention_dropout_rate=0.5)
     model, variables = init(cfg, 5)
