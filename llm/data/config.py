@@ -55,6 +55,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.targets_key = ""
     # Row length of 'lm' and 'mlm' batches (tokens incl. BOS/EOS).
     c.seq_len = 128
+    # LM documents longer than seq_len: 'split' into row-sized pieces (each
+    # its own segment; nothing is lost, as pretraining wants) or 'truncate'
+    # to their first seq_len tokens. Either way they are counted.
+    c.lm_long_docs = "split"
     # Encoder and decoder row lengths of 'seq2seq' batches.
     c.inputs_len = 128
     c.targets_len = 128
@@ -64,6 +68,12 @@ def default_data_config() -> ml_collections.ConfigDict:
     # Pack several documents per row (segment ids/positions keep them apart);
     # False pads each document to its own row.
     c.pack = True
+    # How LM rows are packed: 'first_fit' keeps documents whole where they
+    # fit (what the entropy canary needs; rows ~98% full on short documents,
+    # less when documents are a large part of a row), 'concat' cuts the
+    # chunk's token stream into full rows (GPT-style; 100% full, documents
+    # cut at row ends). Other tasks always use first_fit.
+    c.pack_mode = "first_fit"
     # Records read, tokenized and packed together (one batched read; rows
     # never mix chunks, so about half a row per chunk is padding).
     c.chunk_size = 1024

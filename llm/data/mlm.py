@@ -11,6 +11,7 @@ import numpy as np
 
 from llm.data import sources
 from llm.data.lm import record_text
+from llm.data.packing import Columns, columns_of
 from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
 
@@ -146,6 +147,13 @@ class MLMTask:
     def _masked(self, tokens, types, rng) -> dict[str, Any]:
         inputs, weights = mask_tokens(tokens, rng, self._tok, **self._mask)
         return {"inputs": inputs, "targets": tokens, "weights": weights, "token_type_ids": types}
+
+    def chunk(
+        self, items: Sequence[Any], rng: np.random.Generator, *, ids: bool
+    ) -> tuple[Columns, dict]:
+        """Columns (packing.make_rows input) of a chunk of records or id dicts."""
+        make = self.example if ids else self.example_from_record
+        return columns_of([make(x, rng) for x in items], self.lengths)
 
     @staticmethod
     def to_batch(rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -78,58 +78,84 @@ def _first_fit_1d(sizes: Sequence[int], cap: int, open_rows: int) -> tuple[list[
     return row_of, num_rows
 
 
+Columns = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def columns_of(
+    examples: Sequence[Mapping[str, Any]], lengths: Mapping[str, int]
+) -> tuple[Columns, dict[str, np.ndarray]]:
+    """Per-example dicts -> (feature -> (concatenated values, sizes), meta).
+
+    Features not in `lengths` (one scalar per example) go to meta.
+    """
+    cols: Columns = {}
+    for k in lengths:
+        parts = [np.asarray(ex[k]) for ex in examples]
+        sizes = np.fromiter((len(p) for p in parts), np.int64, len(parts))
+        cols[k] = (np.concatenate(parts) if parts else np.zeros(0, np.int32), sizes)
+    meta_keys = [k for k in (examples[0] if examples else {}) if k not in lengths]
+    return cols, {k: np.stack([np.asarray(ex[k]) for ex in examples]) for k in meta_keys}
+
+
 def make_rows(
-    examples: Sequence[Mapping[str, Any]],
+    columns: Columns,
     lengths: Mapping[str, int],
     *,
     pack: bool,
     open_rows: int = 16,
+    meta: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Stacks examples into rows; features not in `lengths` need pack=False.
+    """Stacks examples, given as columns, into rows.
 
-    Examples must fit `lengths` already (tasks truncate and count). Each
-    feature is copied with one scatter of all its examples' tokens.
+    columns: feature -> (all examples' values concatenated, size of each);
+    examples must fit `lengths` already (tasks truncate and count). meta:
+    one value per example (e.g. NSP labels), only without packing. Each
+    feature is written with one scatter of all its examples' tokens.
     """
     keys = list(lengths)
+    meta = dict(meta or {})
+    if meta and pack:
+        raise ValueError(f"Features {sorted(meta)} have no length and cannot be packed.")
     caps = [lengths[k] for k in keys]
-    sizes = [[len(ex[k]) for k in keys] for ex in examples]
-    for need in sizes:
-        if any(n > c for n, c in zip(need, caps, strict=True)):
-            raise ValueError(f"An example of lengths {need} does not fit rows of {caps}.")
+    sizes_FxN = np.stack([columns[k][1] for k in keys]).astype(np.int64)
+    num_examples = sizes_FxN.shape[1]
+    too_long = (sizes_FxN > np.asarray(caps)[:, None]).any(axis=0)
+    if too_long.any():
+        i = int(np.flatnonzero(too_long)[0])
+        raise ValueError(
+            f"An example of lengths {sizes_FxN[:, i].tolist()} does not fit rows of {caps}."
+        )
     if pack:
         # Features that always have equal sizes and caps (LM inputs and
         # targets) constrain packing once: pack on the distinct ones only.
-        distinct = {}
-        for f, column in enumerate(zip(*sizes, strict=True)):
-            distinct.setdefault((caps[f], column), f)
-        fs = sorted(distinct.values()) or [0]
-        row_of, num_rows = first_fit(
-            [[need[f] for f in fs] for need in sizes], [caps[f] for f in fs], open_rows
-        )
+        distinct: dict[tuple[int, bytes], int] = {}
+        for f in range(len(keys)):
+            distinct.setdefault((caps[f], sizes_FxN[f].tobytes()), f)
+        fs = sorted(distinct.values())
+        sizes = sizes_FxN[fs].T.tolist()
+        row_of, num_rows = first_fit(sizes, [caps[f] for f in fs], open_rows)
     else:
-        row_of, num_rows = list(range(len(examples))), len(examples)
-    # Start of each example in its row, per feature, and its segment number.
-    cursor = [[0] * len(keys) for _ in range(num_rows)]
-    segments = [0] * num_rows
-    starts, seg_of = [], []
-    for r, need in zip(row_of, sizes, strict=True):
-        starts.append(list(cursor[r]))
-        segments[r] += 1
-        seg_of.append(segments[r])
-        for f, n in enumerate(need):
-            cursor[r][f] += n
+        row_of, num_rows = list(range(num_examples)), num_examples
     row_N = np.asarray(row_of, np.int64)
-    seg_N = np.asarray(seg_of, np.int32)
-    sizes_NxF = np.asarray(sizes, np.int64).reshape(len(examples), len(keys))
-    starts_NxF = np.asarray(starts, np.int64).reshape(len(examples), len(keys))
+    # Start of each example within its row (per feature) and its segment
+    # number: ranks among the examples of the same row, in order.
+    order = np.argsort(row_N, kind="stable")
+    sorted_rows = row_N[order]
+    first_of_row = np.searchsorted(sorted_rows, sorted_rows, side="left")
+    seg_N = np.empty(num_examples, np.int32)
+    seg_N[order] = (np.arange(num_examples) - first_of_row + 1).astype(np.int32)
     out: dict[str, np.ndarray] = {}
     for f, k in enumerate(keys):
-        length, n_N = lengths[k], sizes_NxF[:, f]
-        total = int(n_N.sum())
-        stream = np.concatenate([ex[k] for ex in examples]) if examples else np.zeros(0, np.int32)
+        length, n_N = lengths[k], sizes_FxN[f]
+        stream = columns[k][0]
+        # Exclusive cumulative size within the row, in example order.
+        n_sorted = n_N[order]
+        csum = np.cumsum(n_sorted) - n_sorted
+        starts_N = np.empty(num_examples, np.int64)
+        starts_N[order] = csum - csum[first_of_row]
         offsets_N = np.cumsum(n_N) - n_N  # Start of each example in the stream.
-        within = np.arange(total) - np.repeat(offsets_N, n_N)
-        dest = np.repeat(row_N * length + starts_NxF[:, f], n_N) + within
+        within = np.arange(len(stream)) - np.repeat(offsets_N, n_N)
+        dest = np.repeat(row_N * length + starts_N, n_N) + within
         values = np.zeros(num_rows * length, stream.dtype)
         values[dest] = stream
         seg = np.zeros(num_rows * length, np.int32)
@@ -139,9 +165,5 @@ def make_rows(
         out[k] = values.reshape(num_rows, length)
         out[f"{k}_segment_ids"] = seg.reshape(num_rows, length)
         out[f"{k}_positions"] = pos.reshape(num_rows, length)
-    meta = [k for k in (examples[0] if examples else {}) if k not in lengths]
-    if meta and pack:
-        raise ValueError(f"Features {meta} have no length and cannot be packed.")
-    for k in meta:
-        out[k] = np.stack([np.asarray(ex[k]) for ex in examples])
+    out.update(meta)
     return out

@@ -53,13 +53,13 @@ class ChunkToRows(grain.transforms.RandomMap):
         self._open_rows = open_rows
 
     def random_map(self, indices: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        items = token_cache.read_records(self._source, [int(i) for i in indices])
+        items = token_cache.read_records(self._source, indices.tolist())
         if self._decode is not None:
-            examples = [self._task.example(self._decode(x), rng) for x in items]
-        else:
-            examples = [self._task.example_from_record(x, rng) for x in items]
+            items = [self._decode(x) for x in items]
+        columns, meta = self._task.chunk(items, rng, ids=self._decode is not None)
+        open_rows = getattr(self._task, "open_rows", self._open_rows)
         rows = packing.make_rows(
-            examples, self._task.lengths, pack=self._task.pack, open_rows=self._open_rows
+            columns, self._task.lengths, pack=self._task.pack, open_rows=open_rows, meta=meta
         )
         return self._task.to_batch(rows)
 
@@ -233,22 +233,22 @@ def split_stats(
 ) -> dict[str, int]:
     """Counts over a split as the task sees it: examples, truncations, tokens.
 
-    Truncation happens silently per batch in training (and is logged per
-    process); this gives the whole-split numbers to report.
+    Truncation (or, for LM with lm_long_docs='split', splitting) happens
+    per chunk in training and is logged per process; this gives the
+    whole-split numbers to report. input_tokens counts (encoder) input
+    tokens after truncation.
     """
     tok = tokenizers.get_tokenizer(data_cfg)
     records = sources.get_source(data_cfg, split)
     task = make_task(data_cfg, tok, records)
     n = len(records) if limit is None else min(limit, len(records))
     rng = np.random.default_rng(0)
+    key = "encoder_inputs" if data_cfg.task == "seq2seq" else "inputs"
     tokens = 0
     for start in range(0, n, data_cfg.chunk_size):
         chunk = token_cache.read_records(records, range(start, min(n, start + data_cfg.chunk_size)))
-        for record in chunk:
-            ex = task.example_from_record(record, rng)
-            tokens += int(
-                sum(len(ex[k]) for k in task.lengths if k in ("inputs", "encoder_inputs"))
-            )
+        columns, _ = task.chunk(chunk, rng, ids=False)
+        tokens += int(columns[key][1].sum())
     c = task.counter
     return {
         "examples": c.examples,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -10,6 +10,7 @@ import numpy as np
 
 from llm.data import sources
 from llm.data.lm import record_text
+from llm.data.packing import Columns, columns_of
 from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
 
@@ -65,6 +66,13 @@ class Seq2SeqTask:
     ) -> dict[str, np.ndarray]:
         """The example of a record."""
         return self.example(self.encode(record), rng)
+
+    def chunk(
+        self, items: Sequence[Any], rng: np.random.Generator, *, ids: bool
+    ) -> tuple[Columns, dict]:
+        """Columns (packing.make_rows input) of a chunk of records or id dicts."""
+        make = self.example if ids else self.example_from_record
+        return columns_of([make(x, rng) for x in items], self.lengths)
 
     @staticmethod
     def to_batch(rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -28,6 +28,14 @@ class Counter:
         if truncated or truncated_targets:
             logging.log_every_n_seconds(logging.INFO, "%s", 60, self.summary())
 
+    def add_many(self, examples: int, *, truncated: int = 0, truncated_targets: int = 0) -> None:
+        """Counts a chunk of examples."""
+        self.examples += examples
+        self.truncated += truncated
+        self.truncated_targets += truncated_targets
+        if truncated or truncated_targets:
+            logging.log_every_n_seconds(logging.INFO, "%s", 60, self.summary())
+
     def summary(self) -> str:
         """One line for logs and reports."""
         return (

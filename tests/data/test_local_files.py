@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from llm.data import config as config_lib
@@ -138,21 +137,33 @@ def test_missing_data_dir_fails_clearly(tmp_path):
         sources.ensure_dataset(cfg)
 
 
-def test_over_long_documents_are_truncated_and_counted(tmp_path):
+@pytest.mark.parametrize("mode", ["truncate", "split"])
+def test_over_long_documents_are_cut_and_counted(tmp_path, mode):
     (tmp_path / "a.txt").write_text("short\n" + "x" * 100 + "\n")
     name, _ = prepare.prepare_local(
         "text", "long", {"train": [str(tmp_path / "a.txt")]}, str(tmp_path / "d")
     )
     cfg = _cfg(tmp_path / "d", name)
-    assert pipeline.split_stats(cfg, "train") == {
-        "examples": 2,
-        "truncated_inputs": 1,
-        "truncated_targets": 0,
-        "input_tokens": 6 + 32,
-    }
-    b = next(pipeline.make_iterator(cfg, split="train", batch_size=2, num_epochs=1, shuffle=False))
-    assert b["inputs"].shape == (2, 32)
-    np.testing.assert_array_equal(np.sort((b["weights"] > 0).sum(1)), [6, 32])
+    cfg.lm_long_docs = mode
+    stats = pipeline.split_stats(cfg, "train")
+    assert stats["examples"] == 2 and stats["truncated_inputs"] == 1
+    # 'short' is 6 tokens with BOS; the long one 101, or its first 32.
+    assert stats["input_tokens"] == (6 + 32 if mode == "truncate" else 6 + 101)
+    batches = list(
+        pipeline.make_iterator(cfg, split="train", batch_size=2, num_epochs=1, shuffle=False)
+    )
+    seg_lengths = sorted(
+        int((b["segment_ids"][r] == s).sum())
+        for b in batches
+        for r in range(2)
+        for s in range(1, int(b["segment_ids"][r].max()) + 1)
+    )
+    assert seg_lengths == ([6, 32] if mode == "truncate" else [5, 6, 32, 32, 32])
+    if mode == "split":
+        text = "".join(
+            TOK.decode(b["inputs"][r][b["segment_ids"][r] > 0]) for b in batches for r in range(2)
+        )
+        assert sorted(text.replace("short", "")) == ["x"] * 100
 
 
 @pytest.mark.slow
