@@ -10,7 +10,8 @@ from llm.decode.beam_search import beam_search, length_penalty
 from llm.decode.beams import gather_beams, repeat_for_beams
 from llm.decode.filtering import sample_logits, top_k_mask, top_p_mask
 from llm.decode.prompts import batch_prompts, generated_ids
-from llm.decode.sampling import TokensToLogits, greedy, sample
+from llm.decode.sampling import greedy, sample
+from llm.decode.step import TokensToLogits
 
 __all__ = [
     "TokensToLogits",

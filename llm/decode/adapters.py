@@ -16,9 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm.decode.sampling import TokensToLogits
-
-PyTree = Any
+from llm.decode.step import PyTree, TokensToLogits
 
 
 def init_cache(model: nn.Module, *example_args: Any, **example_kwargs: Any) -> PyTree:

@@ -1,12 +1,11 @@
 """Checkpoint averaging (AIAYN averaged the last 5 or 20 checkpoints)."""
 
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-PyTree = Any
+from llm.decode.step import PyTree
 
 
 def average_params(params_list: Sequence[PyTree]) -> PyTree:

@@ -12,16 +12,12 @@ position every top-K candidate is finished, scored at its full length. A row
 stops once no alive beam can still beat its worst finished one.
 """
 
-from collections.abc import Callable
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
 from llm.decode import beams, prompts
+from llm.decode.step import PyTree, TokensToLogits
 
-PyTree = Any
-TokensToLogits = Callable[[jax.Array, PyTree], tuple[jax.Array, PyTree]]
 NEG_INF = -jnp.inf
 
 

@@ -1,11 +1,9 @@
 """Moving pytrees between the [B, K, ...] beam layout and the [B*K, ...] model layout."""
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
-PyTree = Any
+from llm.decode.step import PyTree
 
 
 def flatten_beams(x_BxKx: jax.Array) -> jax.Array:

@@ -8,11 +8,12 @@ different lengths therefore need right padding only and no position shifts.
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from llm.decode.step import PyTree, TokensToLogits
 
 
 def prompt_lengths_or_default(
@@ -52,8 +53,8 @@ def check_decode_args(prompt_BxP: jax.Array, max_decode_len: int, prefill_len: i
 
 
 def prefill(
-    tokens_to_logits: Any, cache: Any, seq_BxT: jax.Array, prefill_len: int
-) -> tuple[int, Any]:
+    tokens_to_logits: TokensToLogits, cache: PyTree, seq_BxT: jax.Array, prefill_len: int
+) -> tuple[int, PyTree]:
     """Feeds the first prefill_len - 1 tokens in one call; returns the loop's first step and the cache.
 
     Their logits only predict prompt tokens, which are forced anyway, so they

@@ -1,21 +1,17 @@
-"""Greedy decoding and ancestral sampling over a step function with a cache.
+"""Greedy decoding and ancestral sampling over a step function with a cache (see step.py).
 
-A step function `tokens_to_logits(token_ids_Bx1, cache) -> (logits_BxV, cache)`
-feeds one token per row and returns float32 logits for the next one. The
-loops here are pure and traceable; jit them in the caller (the step function
+The loops are pure and traceable; jit them in the caller (the step function
 usually closes over parameters, so it is not a jit argument itself).
 """
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from llm.decode import filtering, prompts
+from llm.decode.step import PyTree, TokensToLogits
 
-PyTree = Any
-TokensToLogits = Callable[[jax.Array, PyTree], tuple[jax.Array, PyTree]]
 # Chooses the next token of every row from its logits at the given step.
 ChooseFn = Callable[[jax.Array, jax.Array], jax.Array]
 
