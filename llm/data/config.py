@@ -86,8 +86,9 @@ def default_data_config() -> ml_collections.ConfigDict:
     # Chunks buffered ahead per worker with num_workers > 0, else batches
     # buffered by a background thread (0 disables it).
     c.prefetch_buffer = 2
-    # Threads reading and packing chunks per process (0 = in the caller).
-    c.read_threads = 4
+    # Threads reading and packing chunks per process, each with one chunk in
+    # flight (0 = in the caller).
+    c.read_threads = 2
     # Shuffle training records (seeded; reshuffled every epoch).
     c.shuffle = True
     # Masked LM: fraction of tokens chosen for prediction, and how chosen

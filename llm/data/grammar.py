@@ -82,7 +82,10 @@ def entropy_per_token() -> float:
     targets plus one EOS target (which is deterministic after the final '.').
     The bound is E[-log p(sentence)] / E[len(bytes) + 1], the limit of a
     token-weighted mean loss over many sentences; exp() of it is the best
-    achievable held-out perplexity.
+    achievable held-out perplexity. It is what the eval loss of the LM task
+    (weights-averaged cross-entropy) converges to for a perfect model, given
+    data.tokenizer='byte' and data.pack_mode='first_fit' (every sentence
+    whole in its own segment; 'concat' would cut some from their context).
     """
     return sentence_entropy() / (expected_bytes() + 1.0)
 

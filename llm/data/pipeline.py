@@ -152,7 +152,12 @@ def make_dataset(
     chunks = indices.batch(data_cfg.chunk_size).random_map(
         ChunkToRows(records, decode, task, data_cfg.num_packing_bins), seed=seed
     )
-    rows = chunks.to_iter_dataset(grain.ReadOptions(num_threads=data_cfg.read_threads))
+    # One chunk in flight per thread: grain's default buffer (500 elements)
+    # would hold 500 chunks, gigabytes at long seq_len.
+    threads = data_cfg.read_threads
+    rows = chunks.to_iter_dataset(
+        grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads)
+    )
     if data_cfg.num_workers > 0:
         # grain's workers read absl flags; outside an absl main (pytest,
         # notebooks) they are unparsed and reading them raises. Their defaults

@@ -2,6 +2,7 @@ import itertools
 import os
 
 import numpy as np
+import pytest
 
 from llm.data import benchmark, pipeline, sources, token_cache, tokenizers
 
@@ -19,6 +20,22 @@ def test_cached_ids_give_the_same_batches_as_text(lm_cfg):
     lm_cfg.token_cache = False
     text = list(itertools.islice(pipeline.make_iterator(lm_cfg, **kw), 5))
     for a, b in zip(cached, text, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("fixture", ["seq2seq_cfg", "mlm_cfg"])
+def test_cached_ids_match_text_for_other_tasks(fixture, request):
+    cfg = request.getfixturevalue(fixture)
+    cfg.token_cache = True
+    cfg.train_split = "validation[:200]"
+    pipeline.build_token_caches(cfg, ["validation[:200]"])
+    kw = dict(split="validation[:200]", batch_size=4, seed=2)
+    cached = list(itertools.islice(pipeline.make_iterator(cfg, **kw), 3))
+    cfg.token_cache = False
+    text = list(itertools.islice(pipeline.make_iterator(cfg, **kw), 3))
+    for a, b in zip(cached, text, strict=True):
+        assert set(a) == set(b)
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
 
