@@ -96,3 +96,30 @@ def encoder_decoder_tokens_to_logits(
         return _last_logits(logits_NxLxV), variables["cache"]
 
     return tokens_to_logits
+
+
+def decoder_recompute_tokens_to_logits(
+    model: nn.Module, params: PyTree, batch_size: int, max_len: int, **apply_kwargs: Any
+) -> tuple[TokensToLogits, PyTree]:
+    """Cache-free step function (the baseline the KV cache is measured against) and its start state.
+
+    Its "cache" is the token buffer [B, max_len] and a scalar index; every
+    step reruns the full causal forward pass over the buffer, so later (zero)
+    slots cannot affect the logits read at the current position.
+    """
+    state = {
+        "tokens": jnp.zeros((batch_size, max_len), jnp.int32),
+        "index": jnp.zeros((), jnp.int32),
+    }
+
+    def tokens_to_logits(token_ids_BxL: jax.Array, state: PyTree) -> tuple[jax.Array, PyTree]:
+        length = token_ids_BxL.shape[1]
+        tokens_BxT = jax.lax.dynamic_update_slice_in_dim(
+            state["tokens"], token_ids_BxL.astype(jnp.int32), state["index"], axis=1
+        )
+        logits_BxTxV = model.apply({"params": params}, tokens_BxT, **apply_kwargs)
+        last = state["index"] + length - 1
+        logits_BxV = jax.lax.dynamic_index_in_dim(logits_BxTxV, last, axis=1, keepdims=False)
+        return logits_BxV.astype(jnp.float32), {"tokens": tokens_BxT, "index": last + 1}
+
+    return tokens_to_logits, state

@@ -8,10 +8,12 @@ import numpy as np
 
 from llm.decode import (
     beam_search,
+    decoder_recompute_tokens_to_logits,
     decoder_tokens_to_logits,
     encoder_decoder_tokens_to_logits,
     greedy,
     init_cache,
+    time_decode,
 )
 from tests.decode.decode_toys import (
     ToyDecoder,
@@ -108,3 +110,27 @@ def test_encoder_decoder_adapter_encodes_once_and_repeats_for_beams():
         return model.apply({"params": params}, jnp.repeat(src, tgt_NxL.shape[0] // 2, 0), tgt_NxL)
 
     check_beams_rescored(apply_beams, np.asarray(tokens), np.asarray(scores), 1, 0.6)
+
+
+def test_cache_free_baseline_decodes_the_same():
+    model = ToyDecoder()
+    prompt = jnp.array([[BOS, 3, 4], [BOS, 5, 6]], jnp.int32)
+    params = random_params(model, prompt, seed=3)
+    cache = init_cache(model, jnp.zeros((2, 3 + MAX_NEW), jnp.int32))
+
+    @jax.jit
+    def cached(params, cache, prompt):
+        step = decoder_tokens_to_logits(model, params)
+        return beam_search(step, cache, prompt, beam_size=2, max_decode_len=MAX_NEW, eos_id=EOS)
+
+    @jax.jit
+    def recomputed(params, prompt):
+        step, state = decoder_recompute_tokens_to_logits(model, params, 2, 3 + MAX_NEW)
+        return beam_search(step, state, prompt, beam_size=2, max_decode_len=MAX_NEW, eos_id=EOS)
+
+    want = cached(params, cache, prompt)
+    timing = time_decode(recomputed, params, prompt, new_tokens=2 * MAX_NEW, repeats=1)
+    got = recomputed(params, prompt)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
+    assert timing.run_s > 0 and timing.new_tokens_per_s == 2 * MAX_NEW / timing.run_s
