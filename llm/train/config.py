@@ -19,8 +19,9 @@ def default_train_config() -> ml_collections.ConfigDict:
     # Peak learning rate, reached after `warmup_steps` of linear warmup.
     c.learning_rate = 1e-3
     c.warmup_steps = 100
-    # Schedule after warmup: 'cosine' (to end_lr_factor * peak at `steps`), 'rsqrt'
-    # (AIAYN 5.3 inverse square root), 'wsd' (warmup-stable-decay) or 'constant'.
+    # Schedule after warmup: 'cosine' (to end_lr_factor * peak at `steps`), 'linear'
+    # (BERT), 'rsqrt' (AIAYN 5.3 inverse square root), 'wsd' (warmup-stable-decay) or
+    # 'constant'.
     c.schedule = "cosine"
     # Final learning rate as a fraction of the peak (cosine and wsd).
     c.end_lr_factor = 0.1

@@ -10,7 +10,7 @@ import optax
 
 
 def make_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
-    """Learning-rate schedule named by `cfg.schedule` (cosine, rsqrt, wsd, constant)."""
+    """Learning-rate schedule named by `cfg.schedule` (cosine, linear, rsqrt, wsd, constant)."""
     peak, warmup, steps = cfg.learning_rate, cfg.warmup_steps, cfg.steps
     if warmup < 0 or warmup > steps and cfg.schedule == "cosine":
         raise ValueError(
@@ -27,6 +27,15 @@ def make_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
     if cfg.schedule == "constant":
         return optax.join_schedules(
             [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
+            [warmup],
+        )
+    if cfg.schedule == "linear":
+        # BERT: linear warmup, then linear decay to end_lr_factor * peak at `steps`.
+        return optax.join_schedules(
+            [
+                optax.linear_schedule(0.0, peak, max(warmup, 1)),
+                optax.linear_schedule(peak, peak * cfg.end_lr_factor, max(steps - warmup, 1)),
+            ],
             [warmup],
         )
     if cfg.schedule == "rsqrt":
@@ -51,7 +60,7 @@ def make_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
             [warmup, warmup + stable],
         )
     raise ValueError(
-        f"config.train.schedule={cfg.schedule!r} is unknown; use cosine, rsqrt, wsd or constant."
+        f"config.train.schedule={cfg.schedule!r} is unknown; use cosine, linear, rsqrt, wsd or constant."
     )
 
 

@@ -1,0 +1,68 @@
+"""BERT base/large masked-LM pretraining on Wikipedia; ':tiny' trains on CPU.
+
+Paper (Devlin et al. 2019): base L=12, H=768, A=12 (110M); large L=24, H=1024, A=16
+(340M); vocab 30522 (WordPiece; a sentencepiece model of that size here), 512
+positions, 2 token types, post-LN, GELU; MLM with 15% of tokens chosen, replaced
+80/10/10 by [MASK]/random/same, plus next-sentence prediction; Adam lr 1e-4
+(0.9, 0.999), weight decay 0.01, 10k warmup steps then linear decay, batch 256 x 512
+for 1M steps (the paper trains 90% of steps at length 128; one length here).
+Args: 'base' (default), 'large', 'tiny' (generated documents, bytes, CPU).
+"""
+
+import ml_collections
+
+from llm.data.config import default_data_config
+from llm.models.presets import get_preset
+from llm.parallel.config import default_mesh_config
+from llm.train.config import default_train_config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """BERT of the size `arg`."""
+    size = arg or "base"
+    if size not in ("base", "large", "tiny"):
+        raise ValueError(f"bert takes 'base', 'large' or 'tiny', not {size!r}.")
+    config = ml_collections.ConfigDict()
+    # Model: the paper's encoder with MLM and NSP heads.
+    config.model = get_preset("bert_large" if size == "large" else "bert_base")
+    # Data: English Wikipedia, MLM with next-sentence pairs, rows of 512.
+    config.data = default_data_config()
+    config.data.dataset = "wikipedia/20230601.en"
+    config.data.task = "mlm"
+    config.data.nsp = True
+    config.data.pack = False
+    config.data.tokenizer = "sentencepiece"
+    config.data.vocab_size = 30522
+    config.data.seq_len = 512
+    config.data.eval_split = "train[99%:]"
+    config.data.train_split = "train[:99%]"
+    # Training: the paper's optimizer and schedule.
+    config.train = default_train_config()
+    config.train.batch_size = 256
+    config.train.steps = 1_000_000
+    config.train.learning_rate = 1e-4
+    config.train.b2 = 0.999
+    config.train.eps = 1e-6
+    config.train.weight_decay = 0.01
+    config.train.schedule = "linear"
+    config.train.end_lr_factor = 0.0
+    config.train.warmup_steps = 10_000
+    config.train.eval_every = 10_000
+    config.train.checkpoint_every = 5000
+    config.train.log_every = 100
+    config.train.sample_tokens = 0
+    config.mesh = default_mesh_config("fsdp")
+    if size == "tiny":
+        config.model.update(
+            vocab_size=320, d_model=128, num_heads=4, d_ff=512, num_layers=4, max_len=128,
+            dropout_rate=0.0, attention_dropout_rate=0.0,
+        )
+        config.data.update(
+            dataset="tiny_grammar_docs", tokenizer="byte", seq_len=128,
+            train_split="train", eval_split="validation",
+        )
+        config.train.update(
+            steps=300, batch_size=32, learning_rate=2e-3, warmup_steps=30, eval_every=100,
+            eval_steps=4, checkpoint_every=100, log_every=25,
+        )
+    return config
