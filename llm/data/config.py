@@ -127,5 +127,14 @@ def validate(data_cfg: ml_collections.ConfigDict) -> None:
             "data.mask_token_prob + data.random_token_prob must be <= 1 "
             f"(got {data_cfg.mask_token_prob} + {data_cfg.random_token_prob})."
         )
+    for name, allowed in (
+        ("lm_long_docs", ("split", "truncate")),
+        ("pack_mode", ("first_fit", "concat")),
+        ("spm_type", ("unigram", "bpe")),
+    ):
+        if data_cfg[name] not in allowed:
+            raise ValueError(f"data.{name}={data_cfg[name]!r}; use one of {allowed}.")
+    if data_cfg.chunk_size < 1 or data_cfg.num_packing_bins < 1:
+        raise ValueError("data.chunk_size and data.num_packing_bins must be >= 1.")
     if data_cfg.num_workers < 0:
         raise ValueError(f"data.num_workers={data_cfg.num_workers}; must be >= 0.")
