@@ -21,7 +21,7 @@ from llm.decode.step import PyTree, TokensToLogits
 NEG_INF = -jnp.inf
 
 
-def length_penalty(length: jax.Array | int, alpha: float) -> jax.Array:
+def length_penalty(length: jax.Array | int, alpha: float | jax.Array) -> jax.Array:
     """GNMT length penalty ((5 + length) / 6) ** alpha."""
     return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
 
@@ -43,7 +43,7 @@ def beam_search(
     beam_size: int,
     max_decode_len: int,
     eos_id: int,
-    alpha: float = 0.6,
+    alpha: float | jax.Array = 0.6,
     pad_id: int = 0,
     prompt_lengths_B: jax.Array | None = None,
     cache_batch_axis: int = 0,

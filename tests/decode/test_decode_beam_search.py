@@ -23,30 +23,28 @@ VOCAB = 5
 
 @functools.cache
 def _jitted(search, **static):
-    # The table is an argument, not a closure constant, so tests that share
-    # shapes and static settings share one compilation.
-    def run(table, prompt, lengths):
-        fn = greedy if search == "greedy" else beam_search
-        return fn(
-            trigram_step_fn(table),
-            trigram_cache(prompt.shape[0]),
-            prompt,
-            eos_id=EOS,
-            prompt_lengths_B=lengths,
-            **static,
-        )
+    # The table and alpha are arguments, not closure constants, so tests that
+    # share shapes and static settings share one compilation.
+    def run(table, prompt, lengths, alpha):
+        common = dict(eos_id=EOS, prompt_lengths_B=lengths, **static)
+        step, cache = trigram_step_fn(table), trigram_cache(prompt.shape[0])
+        if search == "greedy":
+            return greedy(step, cache, prompt, **common)
+        return beam_search(step, cache, prompt, alpha=alpha, **common)
 
     return jax.jit(run)
 
 
 def run_greedy(table, prompt, max_decode_len, prompt_lengths=None):
     fn = _jitted("greedy", max_decode_len=max_decode_len)
-    return np.asarray(fn(jnp.asarray(table), jnp.asarray(prompt, jnp.int32), prompt_lengths))
+    return np.asarray(fn(jnp.asarray(table), jnp.asarray(prompt, jnp.int32), prompt_lengths, 0.0))
 
 
 def run_beam(table, prompt, max_decode_len, beam_size, alpha, prompt_lengths=None):
-    fn = _jitted("beam", max_decode_len=max_decode_len, beam_size=beam_size, alpha=alpha)
-    tokens, scores = fn(jnp.asarray(table), jnp.asarray(prompt, jnp.int32), prompt_lengths)
+    fn = _jitted("beam", max_decode_len=max_decode_len, beam_size=beam_size)
+    tokens, scores = fn(
+        jnp.asarray(table), jnp.asarray(prompt, jnp.int32), prompt_lengths, jnp.float32(alpha)
+    )
     return np.asarray(tokens), np.asarray(scores)
 
 
