@@ -1,0 +1,73 @@
+"""Analytical training FLOPs per token for every model family, and MFU.
+
+Convention (PaLM appendix B): a matmul of an [m, k] by [k, n] costs 2mkn FLOPs; training
+costs 3x the forward pass (forward + two backward matmuls); attention scores and
+value mixing count the full T x T square, with no discount for causal masking (what
+the hardware does with dense attention). Norms, softmax, activations and the
+embedding lookup are ignored (they are not matmuls).
+"""
+
+from __future__ import annotations
+
+from llm.models.config import ModelConfig
+
+# Dense bf16 matmul peaks per chip, FLOP/s (vendor datasheets, no sparsity).
+PEAK_FLOPS = {
+    "a100": 312e12,
+    "h100": 989e12,
+    "h200": 989e12,
+    "tpu_v4": 275e12,
+    "tpu_v5e": 197e12,
+    "tpu_v5p": 459e12,
+    "tpu_v6e": 918e12,
+}
+
+
+def _layer_matmul_params(cfg: ModelConfig, cross: bool) -> int:
+    """Weights a token passes through in one layer (attention projections + MLP)."""
+    d, h = cfg.d_model, cfg.head_size
+    q_and_out = 2 * d * cfg.num_heads * h
+    kv = 2 * d * cfg.kv_heads * h
+    mlp = (3 if cfg.activation == "swiglu" else 2) * d * cfg.d_ff
+    attn = q_and_out + kv
+    return attn * (2 if cross else 1) + mlp
+
+
+def _attention_flops(cfg: ModelConfig, q_len: int, kv_len: int) -> int:
+    """Forward FLOPs per query token of scores (QK^T) and mixing (PV) over kv_len keys."""
+    return 2 * 2 * cfg.num_heads * cfg.head_size * kv_len
+
+
+def forward_flops_per_token(cfg: ModelConfig, seq_len: int, target_len: int | None = None) -> float:
+    """Forward FLOPs per (target) token; encoder-decoder counts both stacks per target token."""
+    head = 2 * cfg.d_model * cfg.vocab_size
+    if cfg.family in ("decoder", "encoder"):
+        per_layer = 2 * _layer_matmul_params(cfg, cross=False) + _attention_flops(
+            cfg, seq_len, seq_len
+        )
+        # BERT's MLM head transforms every token with a d x d dense layer first.
+        mlm_transform = 2 * cfg.d_model * cfg.d_model if cfg.family == "encoder" else 0
+        return cfg.num_layers * per_layer + head + mlm_transform
+    # encoder_decoder: flops of the source tokens are charged to the target tokens.
+    target_len = target_len or seq_len
+    enc = cfg.encoder_layers * (
+        2 * _layer_matmul_params(cfg, cross=False) + _attention_flops(cfg, seq_len, seq_len)
+    )
+    dec = cfg.decoder_layers * (
+        2 * _layer_matmul_params(cfg, cross=True)
+        + _attention_flops(cfg, target_len, target_len)
+        + _attention_flops(cfg, target_len, seq_len)
+        - 2 * 2 * cfg.d_model * cfg.kv_heads * cfg.head_size  # cross K/V run on sources
+    )
+    cross_kv = cfg.decoder_layers * 2 * 2 * cfg.d_model * cfg.kv_heads * cfg.head_size
+    return enc * seq_len / target_len + cross_kv * seq_len / target_len + dec + head
+
+
+def train_flops_per_token(cfg: ModelConfig, seq_len: int, target_len: int | None = None) -> float:
+    """Training FLOPs per (target) token: 3x the forward pass."""
+    return 3 * forward_flops_per_token(cfg, seq_len, target_len)
+
+
+def mfu(tokens_per_sec: float, flops_per_token: float, peak_flops: float) -> float:
+    """Model FLOPs utilisation: achieved model FLOP/s over the peak."""
+    return tokens_per_sec * flops_per_token / peak_flops
