@@ -18,7 +18,7 @@ def tiny(**overrides) -> ModelConfig:
         d_model=16,
         num_heads=4,
         d_ff=32,
-        num_layers=2,
+        num_layers=1,
         max_len=16,
     )
     base.update(overrides)
@@ -52,16 +52,28 @@ def logit_input_jacobian(apply_fn, shape_BxLxD: tuple[int, ...], row: int = 0) -
         v = logits_BxTxV.shape[-1]
         return logits_BxTxV[row] @ w[:v]
 
-    jac_TxBxSxD = jax.jit(jax.jacrev(f))(jnp.zeros(shape_BxLxD, jnp.float32))
+    jac_TxBxSxD = jax.jacrev(f)(jnp.zeros(shape_BxLxD, jnp.float32))
     return jnp.abs(jac_TxBxSxD[:, row]).sum(-1)
 
 
 def init(cfg: ModelConfig, seed: int = 0):
-    """(model, variables) with a jitted init through loss_terms."""
-    variables = jax.jit(lambda r: init_variables(cfg, r))(jax.random.key(seed))
+    """(model, variables), initialised through loss_terms.
+
+    Eager on purpose: jitting init recompiles every RNG initializer per config
+    (seconds of CPU each), while eager ops hit a compile cache shared by all tests.
+    """
+    variables = init_variables(cfg, jax.random.key(seed))
     return build_model(cfg), variables
 
 
 def japply(model: nn.Module, variables, *args, **kwargs):
-    """model.apply under jit (eager dispatch on 8 fake CPU devices is slow)."""
-    return jax.jit(lambda v, a: model.apply(v, *a, **kwargs))(variables, args)
+    """model.apply, eager (see init: cheaper than a compile per call for tiny models)."""
+    return model.apply(variables, *args, **kwargs)
+
+
+def zero_cache(model: nn.Module, *example_args, **example_kwargs):
+    """Zero 'cache' collection sized by an init with full-length inputs and decode=True."""
+    shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), *example_args, decode=True, **example_kwargs)
+    )["cache"]
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from llm.models import count_params, dummy_batch, init_variables
-from tests.models.helpers import init, japply, logit_input_jacobian, tiny
+from tests.models.helpers import init, japply, logit_input_jacobian, tiny, zero_cache
 
 B, L = 2, 8
 
@@ -30,7 +30,10 @@ def test_shapes_and_loss_terms():
     "overrides",
     [
         {},
-        {"position": "rotary", "norm": "rmsnorm", "activation": "swiglu", "use_bias": False},
+        pytest.param(
+            {"position": "rotary", "norm": "rmsnorm", "activation": "swiglu", "use_bias": False},
+            marks=pytest.mark.slow,
+        ),
         pytest.param(
             {"pre_norm": False, "position": "sinusoidal", "scan_layers": True, "remat": "full"},
             marks=pytest.mark.slow,
@@ -90,7 +93,7 @@ def decode_all(step, cache, tokens, prefill=0):
 @pytest.mark.parametrize(
     "overrides, prefill",
     [
-        ({}, 0),
+        pytest.param({}, 0, marks=pytest.mark.slow),
         ({"position": "rotary", "num_kv_heads": 2, "norm": "rmsnorm", "activation": "swiglu"}, 3),
         pytest.param(
             {"position": "sinusoidal", "scan_layers": True, "pre_norm": False, "num_kv_heads": 1},
@@ -104,12 +107,8 @@ def test_kv_cache_decode_matches_full_forward(overrides, prefill):
     model, variables = init(cfg, 3)
     tokens = _tokens(cfg)
     full = japply(model, variables, tokens)
-    # The cache is sized by an init with full-length dummy tokens and decode=True.
-    cache = jax.jit(lambda: model.init(jax.random.key(0), jnp.zeros_like(tokens), decode=True))()[
-        "cache"
-    ]
+    cache = zero_cache(model, jnp.zeros_like(tokens))
 
-    @jax.jit
     def step(cache, t):
         out, mut = model.apply(
             {"params": variables["params"], "cache": cache}, t, decode=True, mutable=["cache"]
@@ -120,6 +119,7 @@ def test_kv_cache_decode_matches_full_forward(overrides, prefill):
     np.testing.assert_allclose(incremental, full, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_logits():
     cfg = tiny(dtype="bfloat16", position="rotary")
     model, variables = init(cfg, 4)
@@ -143,6 +143,7 @@ def test_dropout_uses_dropout_rng():
     np.testing.assert_allclose(japply(model, variables, tokens), japply(model, variables, tokens))
 
 
+@pytest.mark.slow
 def test_logical_axes_and_sharded_init():
     cfg = tiny(
         vocab_size=40, num_kv_heads=2, scan_layers=True, use_bias=False, tie_embeddings=False
@@ -185,7 +186,7 @@ def test_logical_axes_and_sharded_init():
 
 
 def test_count_params_matches_formula():
-    cfg = tiny()
+    cfg = tiny(num_layers=2)
     n = count_params(cfg)
     d, f, v, n_layers, p = 16, 32, 37, 2, 16
     # 4 attention matrices + biases, 2 MLP matrices + biases, 2 norms (scale, bias).

@@ -8,7 +8,7 @@ import pytest
 
 from llm.models import dummy_batch
 from llm.models.positions import apply_rotary, sinusoidal
-from tests.models.helpers import init, japply, logit_input_jacobian, tiny
+from tests.models.helpers import init, japply, logit_input_jacobian, tiny, zero_cache
 
 B, L, LT = 2, 6, 5
 
@@ -138,11 +138,8 @@ def test_encoder_decoder_kv_cache_matches_full_forward(overrides):
     full = japply(model, variables, src, tgt)
     params = {"params": variables["params"]}
     encoded = japply(model, params, src, method="encode")
-    cache = jax.jit(
-        lambda: model.init(jax.random.key(0), jnp.zeros_like(src), jnp.zeros_like(tgt), decode=True)
-    )()["cache"]
+    cache = zero_cache(model, jnp.zeros_like(src), jnp.zeros_like(tgt))
 
-    @jax.jit
     def step(cache, t):
         out, mut = model.apply(
             {**params, "cache": cache},
@@ -269,8 +266,8 @@ def test_scan_equals_unrolled(cfg_fn):
         terms = model.apply({"params": p}, batch, method="loss_terms")
         return sum(jnp.mean(t[0] ** 2) for t in terms.values())
 
-    l1, g1 = jax.jit(jax.value_and_grad(lambda p: loss(model, p)))(params)
-    l2, g2 = jax.jit(jax.value_and_grad(lambda p: loss(scan_model, p)))(stacked)
+    l1, g1 = jax.value_and_grad(lambda p: loss(model, p))(params)
+    l2, g2 = jax.value_and_grad(lambda p: loss(scan_model, p))(stacked)
     np.testing.assert_allclose(l1, l2, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(_stack_layers(g1, 2)), jax.tree.leaves(g2), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
