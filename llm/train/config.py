@@ -12,6 +12,11 @@ def default_train_config() -> ml_collections.ConfigDict:
     c.steps = 1000
     # Global batch size in sequences, split over the data-parallel mesh axes and processes.
     c.batch_size = 32
+    # Gradient accumulation: split each batch into this many microbatches (same result as
+    # the whole batch, less activation memory).
+    c.microbatches = 1
+    # Stop after this many consecutive steps with NaN/inf loss or gradients (each skipped).
+    c.max_nonfinite_steps = 10
     # Seed of parameter init, data shuffling and dropout (dropout key = fold_in(seed, step)).
     c.seed = 0
     # Optimizer: 'adamw', 'adafactor' or 'sgd' (momentum b1).

@@ -40,6 +40,17 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.train.learning_rate={cfg.learning_rate} must be positive.")
 
 
+def _check_nonfinite(in_row: int, step: int, cfg: ml_collections.ConfigDict) -> None:
+    """Stops training once too many consecutive steps had NaN/inf loss or gradients."""
+    if in_row >= cfg.max_nonfinite_steps:
+        raise FloatingPointError(
+            f"{in_row} consecutive steps up to step {step} had a non-finite loss or gradient "
+            "and were skipped; the checkpoints keep the last good parameters. Lower "
+            "config.train.learning_rate, enable grad_clip_norm or z_loss, or raise "
+            f"config.train.max_nonfinite_steps={cfg.max_nonfinite_steps}."
+        )
+
+
 def sequence_lengths(data_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
     """Row lengths of a batch: (seq_len,) for lm/mlm, (inputs_len, targets_len) for seq2seq."""
     if data_cfg.task == "seq2seq":
@@ -85,6 +96,11 @@ class Trainer:
         self.mesh = make_mesh(config.mesh, devices)
         self.rules = resolve_rules(config.mesh.rules)
         check_batch_size(tcfg.batch_size, self.mesh, self.rules)
+        if tcfg.microbatches < 1 or (tcfg.batch_size // jax.process_count()) % tcfg.microbatches:
+            raise ValueError(
+                f"config.train.microbatches={tcfg.microbatches} must be >= 1 and divide the "
+                f"per-process batch {tcfg.batch_size // jax.process_count()}."
+            )
         self.batch_sharding = batch_sharding(self.mesh, self.rules)
         self.tx = make_optimizer(tcfg)
         self.local_batch_size = tcfg.batch_size // jax.process_count()
@@ -125,6 +141,7 @@ class Trainer:
             seed=tcfg.seed,
             label_smoothing=tcfg.label_smoothing,
             z_loss=tcfg.z_loss,
+            microbatches=tcfg.microbatches,
         )
         self.train_step = jax.jit(
             step_fn,
@@ -211,7 +228,9 @@ class Trainer:
                     scalars = {
                         "loss": float(metrics["loss"]),
                         "grad_norm": float(metrics["grad_norm"]),
+                        "nonfinite_total": float(metrics["nonfinite_total"]),
                     }
+                    _check_nonfinite(int(metrics["nonfinite_in_row"]), step, cfg)
                     elapsed = time.perf_counter() - t0
                     if step > t_step0:
                         rate = (step - t_step0) * tokens_per_step / max(elapsed, 1e-9)

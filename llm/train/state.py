@@ -18,11 +18,14 @@ from llm.parallel.rules import LogicalRules
 
 
 class TrainState(flax.struct.PyTreeNode):
-    """Step counter, parameters and optimizer state; everything a step reads and writes."""
+    """Step counter, parameters, optimizer state and the count of skipped non-finite steps."""
 
     step: jax.Array
     params: Any
     opt_state: Any
+    # Steps whose loss or gradients were NaN/inf (skipped): in a row, and in total.
+    nonfinite_in_row: jax.Array
+    nonfinite_total: jax.Array
 
 
 def _init_boxed(
@@ -40,7 +43,14 @@ def _init_boxed(
         method="loss_terms",
     )
     params = variables["params"]
-    return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params, opt_state=tx.init(params))
+    zero = jax.numpy.zeros((), jax.numpy.int32)
+    return TrainState(
+        step=zero,
+        params=params,
+        opt_state=tx.init(params),
+        nonfinite_in_row=zero,
+        nonfinite_total=zero,
+    )
 
 
 def _strip_boxes(tree: Any) -> Any:
