@@ -1,16 +1,27 @@
-"""Text in, text out: greedy or sampled continuation of a prompt with a decoder model."""
+"""Text in, text out: continuation (decoder) or translation (encoder-decoder), batched on a mesh."""
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
-from llm.decode.adapters import decoder_tokens_to_logits, init_cache
+from llm.decode import filtering, prompts
+from llm.decode.adapters import (
+    decoder_tokens_to_logits,
+    encoder_decoder_tokens_to_logits,
+    init_cache,
+)
+from llm.decode.beam_search import beam_search
 from llm.decode.sampling import sample
+from llm.parallel.sharding import batch_sharding, data_parallel_size
 
 
 def generate_text(
@@ -52,3 +63,236 @@ def generate_text(
 
     tokens = np.asarray(jax.device_get(run(params, cache, prompt_1xP, jax.random.key(seed))))[0]
     return prompt + tokenizer.decode(tokens[len(prompt_ids) :])
+
+
+_EMPTY_MODES = ("error", "blank")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+    """How decode_texts searches: beam_size > 1 is beam search, else sampling (temperature 0 = greedy)."""
+
+    # New tokens per row; 0 = as many as fit: up to max_len after the longest
+    # prompt (decoder) or max_len (encoder-decoder).
+    max_decode_len: int = 0
+    beam_size: int = 1
+    alpha: float = 0.6
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float | None = None
+    seed: int = 0
+    # Rows decoded together (rounded up to the mesh's data-parallel size).
+    batch_size: int = 32
+
+    def check(self) -> None:
+        """Fails on values no decoding loop accepts, naming the flag."""
+        if self.max_decode_len < 0:
+            raise ValueError(
+                f"max_decode_len={self.max_decode_len} must be >= 0 (0 = fill max_len)."
+            )
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size={self.beam_size} must be >= 1 (1 = no beam search).")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size} must be >= 1.")
+        if self.beam_size > 1 and (self.temperature or self.top_k or self.top_p is not None):
+            raise ValueError(
+                "beam search (beam_size > 1) is deterministic: drop temperature/top_k/top_p "
+                "or use beam_size=1 to sample."
+            )
+        filtering.check_sampling_args(self.temperature, self.top_k, self.top_p)
+
+
+def _encode_lines(
+    texts: Sequence[str], tokenizer: Any, empty: str
+) -> tuple[list[np.ndarray], list[int]]:
+    if empty not in _EMPTY_MODES:
+        raise ValueError(f"empty={empty!r}; use one of {_EMPTY_MODES}.")
+    ids, blank = [], []
+    for i, text in enumerate(texts):
+        if not text.strip():
+            if empty == "error":
+                raise ValueError(
+                    f"input line {i + 1} is empty; remove it, or ask for an empty output line "
+                    "for it (launch.decode --empty=blank)."
+                )
+            blank.append(i)
+            ids.append(np.zeros((0,), np.int32))
+            continue
+        ids.append(np.asarray(tokenizer.encode(text), np.int32))
+    return ids, blank
+
+
+def _truncate(ids: np.ndarray, limit: int, index: int, keep: str, what: str) -> np.ndarray:
+    if len(ids) <= limit:
+        return ids
+    warnings.warn(
+        f"input line {index + 1}: {len(ids)} {what} tokens truncated to {limit} "
+        f"(keeping the {'last' if keep == 'end' else 'first'} ones)",
+        stacklevel=3,
+    )
+    return ids[-limit:] if keep == "end" else ids[:limit]
+
+
+def _pad_rows(rows: Sequence[np.ndarray], width: int, count: int, pad_id: int) -> np.ndarray:
+    out_BxW = np.full((count, width), pad_id, np.int32)
+    for i, row in enumerate(rows):
+        out_BxW[i, : len(row)] = row
+    return out_BxW
+
+
+def _data_parallel(mesh: Mesh | None, rules: Any) -> int:
+    if mesh is None:
+        return 1
+    return data_parallel_size(mesh, rules)
+
+
+def decode_texts(
+    model: nn.Module,
+    params: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    family: str,
+    max_len: int,
+    options: DecodeOptions,
+    inputs_len: int | None = None,
+    mesh: Mesh | None = None,
+    rules: Any = (),
+    empty: str = "error",
+) -> list[str]:
+    """One output text per input text, decoded in padded batches on `mesh` (None: default device).
+
+    family 'decoder' continues each text after BOS (the output is the
+    continuation only); 'encoder_decoder' translates it (encoder input is
+    text + EOS, as the seq2seq task trains). Inputs longer than the model
+    takes are truncated with a warning: a source to `inputs_len` (default
+    max_len) keeping its first tokens, as training did; a prompt to
+    max_len - max_decode_len keeping its last tokens. Empty lines are an
+    error, or give an empty output with empty='blank'.
+    """
+    options.check()
+    if family not in ("decoder", "encoder_decoder"):
+        raise ValueError(
+            f"model family {family!r} does not generate text; decoding needs a 'decoder' or "
+            "'encoder_decoder' model."
+        )
+    ids, blank = _encode_lines(texts, tokenizer, empty)
+    max_new = options.max_decode_len
+    if family == "decoder":
+        with_bos = [np.concatenate([[tokenizer.bos_id], r]).astype(np.int32) for r in ids]
+        if max_new == 0:
+            # Room for at least one new token, then whatever the longest prompt leaves.
+            rows = [_truncate(r, max_len - 1, i, "end", "prompt") for i, r in enumerate(with_bos)]
+            max_new = max_len - max(len(r) for r in rows)
+        else:
+            if max_new >= max_len:
+                warnings.warn(
+                    f"max_decode_len={max_new} leaves no room for a prompt in max_len={max_len}; "
+                    f"using {max_len - 1}",
+                    stacklevel=2,
+                )
+                max_new = max_len - 1
+            limit = max_len - max_new
+            rows = [_truncate(r, limit, i, "end", "prompt") for i, r in enumerate(with_bos)]
+    else:
+        max_new = max_new or max_len
+        limit = inputs_len or max_len
+        rows = [
+            _truncate(
+                np.concatenate([r, [tokenizer.eos_id]]).astype(np.int32),
+                limit,
+                i,
+                "start",
+                "source",
+            )
+            for i, r in enumerate(ids)
+        ]
+    dp = _data_parallel(mesh, rules)
+    batch = -(-min(options.batch_size, len(rows)) // dp) * dp
+    # One width for every batch, so the loop compiles once.
+    width = max(len(r) for r in rows)
+    run = _make_runner(model, family, tokenizer, batch, width, max_new, options, mesh, rules)
+
+    outputs: list[str] = []
+    rng = jax.random.key(options.seed)
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        inputs_BxW = _pad_rows(chunk, width, batch, tokenizer.pad_id)
+        lengths_B = np.ones((batch,), np.int32)
+        lengths_B[: len(chunk)] = [len(r) for r in chunk]
+        if family == "decoder":
+            # Padding rows get BOS so that every row has a first token.
+            inputs_BxW[len(chunk) :, 0] = tokenizer.bos_id
+        tokens_BxT = np.asarray(
+            jax.device_get(run(params, inputs_BxW, lengths_B, jax.random.fold_in(rng, start)))
+        )
+        prompt_lengths = lengths_B if family == "decoder" else 1
+        gen = prompts.generated_ids(tokens_BxT, prompt_lengths, tokenizer.eos_id)
+        outputs.extend(tokenizer.decode(g) for g in gen[: len(chunk)])
+    for i in blank:
+        outputs[i] = ""
+    return outputs
+
+
+def _make_runner(
+    model: nn.Module,
+    family: str,
+    tokenizer: Any,
+    batch: int,
+    width: int,
+    max_new: int,
+    options: DecodeOptions,
+    mesh: Mesh | None,
+    rules: Any,
+):
+    """Jitted (params, inputs_BxW, lengths_B, rng) -> tokens_BxT, sharded over the batch axes."""
+    eos, pad, bos = tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id
+
+    def search(step, cache, prompt_BxP, lengths_B, rng):
+        if options.beam_size > 1:
+            tokens_BxKxT, _ = beam_search(
+                step,
+                cache,
+                prompt_BxP,
+                beam_size=options.beam_size,
+                max_decode_len=max_new,
+                eos_id=eos,
+                alpha=options.alpha,
+                pad_id=pad,
+                prompt_lengths_B=lengths_B,
+            )
+            return tokens_BxKxT[:, 0]
+        return sample(
+            step,
+            cache,
+            prompt_BxP,
+            rng,
+            max_decode_len=max_new,
+            eos_id=eos,
+            temperature=options.temperature,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            pad_id=pad,
+            prompt_lengths_B=lengths_B,
+        )
+
+    def run(params, inputs_BxW, lengths_B, rng):
+        if family == "decoder":
+            cache = init_cache(model, jnp.zeros((batch, width + max_new - 1), jnp.int32))
+            step = decoder_tokens_to_logits(model, params)
+            return search(step, cache, inputs_BxW, lengths_B, rng)
+        cache = init_cache(model, inputs_BxW, jnp.zeros((batch, max_new), jnp.int32))
+        step = encoder_decoder_tokens_to_logits(model, params, inputs_BxW)
+        bos_Bx1 = jnp.full((batch, 1), bos, jnp.int32)
+        return search(step, cache, bos_Bx1, None, rng)
+
+    if mesh is None:
+        return jax.jit(run)
+    rows = batch_sharding(mesh, rules)
+    jitted = jax.jit(run, in_shardings=(None, rows, rows, None))
+
+    def call(params, inputs_BxW, lengths_B, rng):
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            return jitted(params, inputs_BxW, lengths_B, rng)
+
+    return call

@@ -1,0 +1,105 @@
+"""Evaluate a checkpoint: `python -m launch.eval --workdir=W [--step=S] [--split=validation]`.
+
+Prints and appends to W/metrics.jsonl and W/tensorboard (under the checkpoint's
+step) the loss, perplexity and accuracy of the split (MLM accuracy for BERT),
+and for seq2seq runs BLEU (sacrebleu, signature printed) or ROUGE of
+beam-search outputs. --average_last=N scores the average of the last N
+checkpoints (the row then also has eval/averaged_checkpoints=N).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+_WORKDIR = flags.DEFINE_string("workdir", "", "Training workdir to evaluate.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_AVERAGE_LAST = flags.DEFINE_integer(
+    "average_last", 1, "Average the params of the last N checkpoints up to --step."
+)
+_SPLIT = flags.DEFINE_string("split", "", "Split to evaluate (default: config.data.eval_split).")
+_EVAL_STEPS = flags.DEFINE_integer(
+    "eval_steps", None, "Batches for loss/perplexity; 0 = whole split (default: the config's)."
+)
+_GENERATE = flags.DEFINE_bool("generate", True, "Also BLEU/ROUGE of decoded outputs (seq2seq).")
+_MAX_EXAMPLES = flags.DEFINE_integer(
+    "max_examples", 1000, "Examples decoded for BLEU/ROUGE; 0 = the whole split."
+)
+_BEAM_SIZE = flags.DEFINE_integer("beam_size", 4, "Beam width for BLEU/ROUGE (1 = greedy).")
+_ALPHA = flags.DEFINE_float("alpha", 0.6, "GNMT length penalty exponent.")
+_MAX_DECODE_LEN = flags.DEFINE_integer(
+    "max_decode_len", 0, "New tokens per example; 0 = config.data.targets_len."
+)
+_WRITE = flags.DEFINE_bool("write", True, "Append the scores to metrics.jsonl and TensorBoard.")
+
+
+def main(argv: list[str]) -> None:
+    """Restores params, evaluates, prints and records the scores."""
+    if len(argv) > 1:
+        raise ValueError(f"Unexpected arguments {argv[1:]}.")
+    if not _WORKDIR.value:
+        raise ValueError("--workdir is required: the training run to evaluate.")
+    from llm.evals.generation import generation_eval
+    from llm.evals.writer import append_metrics
+    from llm.train.console import quiet_library_logs
+    from llm.train.loop import Trainer
+    from llm.train.restore import restore_params
+
+    quiet_library_logs()
+    run = restore_params(_WORKDIR.value, step=_STEP.value, average_last=_AVERAGE_LAST.value)
+    config = run.config
+    split = _SPLIT.value or config.data.eval_split
+    config.data.eval_split = split
+    if _EVAL_STEPS.value is not None:
+        config.train.eval_steps = _EVAL_STEPS.value
+    trainer = Trainer(config, run.workdir)
+    try:
+        scores = trainer.evaluate(run.params)
+        signature = ""
+        if _GENERATE.value and config.data.task == "seq2seq":
+            result = generation_eval(
+                run.model,
+                run.params,
+                config.data,
+                trainer.tokenizer,
+                mesh=run.mesh,
+                rules=run.rules,
+                split=split,
+                max_examples=_MAX_EXAMPLES.value,
+                beam_size=_BEAM_SIZE.value,
+                alpha=_ALPHA.value,
+                max_decode_len=_MAX_DECODE_LEN.value or None,
+            )
+            scores.update(result.scores)
+            signature = result.bleu_signature
+            examples = zip(result.sources, result.hypotheses, result.references, strict=True)
+            for src, hyp, ref in list(examples)[:3]:
+                print(f"  {src!r} -> {hyp!r} (reference {ref!r})")
+    finally:
+        trainer.close()
+    if len(run.steps) > 1:
+        scores["eval/averaged_checkpoints"] = float(len(run.steps))
+    steps = ",".join(str(s) for s in run.steps)
+    print(f"{run.workdir} step {steps} split {split!r}:")
+    for key, value in sorted(scores.items()):
+        print(f"  {key} = {value:.4f}")
+    if signature:
+        print(f"  sacrebleu signature: {signature}")
+    if _WRITE.value:
+        append_metrics(run.workdir, run.step, scores)
+        print(f"  appended to {run.workdir / 'metrics.jsonl'} at step {run.step}")
+
+
+def run() -> None:
+    """Entry point: a missing checkpoint or bad flag is one 'error:' line and exit status 2."""
+    try:
+        app.run(main)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,264 @@
+"""Read a finished (or running) workdir back: its config, model and the params of a checkpoint.
+
+Used by evaluation, decoding and checkpoint averaging. Only the parameters are
+restored (not the optimizer state), onto the shardings the training mesh gives
+them, so a model that trained sharded restores sharded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import Mesh
+
+from llm import models
+from llm.parallel import make_mesh, resolve_rules
+from llm.parallel.rules import LogicalRules
+from llm.train.state import abstract_state
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """No usable config.json or checkpoint at the path a user gave."""
+
+
+@dataclasses.dataclass
+class Restored:
+    """A model with restored params on its training mesh, and where they came from."""
+
+    config: ml_collections.ConfigDict
+    model_cfg: models.ModelConfig
+    model: nn.Module
+    params: Any
+    # The checkpoint steps whose params these are (several when averaged).
+    steps: list[int]
+    mesh: Mesh
+    rules: LogicalRules
+    workdir: pathlib.Path
+
+    @property
+    def step(self) -> int:
+        """The newest step the params come from (what metrics rows are written under)."""
+        return max(self.steps)
+
+
+def resolve_workdir(path: str | pathlib.Path) -> tuple[pathlib.Path, int | None]:
+    """(workdir, step or None) for a workdir, its checkpoints/ dir or one checkpoints/<step>/ dir."""
+    p = pathlib.Path(path).expanduser().absolute()
+    if not p.exists():
+        raise CheckpointNotFoundError(f"{p} does not exist; pass the --workdir of a training run.")
+    if p.name.isdigit() and p.parent.name == "checkpoints":
+        return p.parent.parent, int(p.name)
+    if p.name == "checkpoints" and not (p / "config.json").exists():
+        return p.parent, None
+    return p, None
+
+
+def load_run_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """The resolved config a run wrote to WORKDIR/config.json."""
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.exists():
+        raise CheckpointNotFoundError(
+            f"{path} not found: {workdir} is not a training workdir (launch.train writes "
+            "config.json there when it starts)."
+        )
+    saved = json.loads(path.read_text())
+    return _with_current_defaults(saved)
+
+
+def _with_current_defaults(saved: dict[str, Any]) -> ml_collections.ConfigDict:
+    """The saved config over today's defaults, so a run written before a field existed still loads."""
+    from llm.data.config import default_data_config
+    from llm.parallel.config import default_mesh_config
+    from llm.train.config import default_train_config
+
+    defaults = {
+        "data": default_data_config,
+        "train": default_train_config,
+        "mesh": default_mesh_config,
+    }
+    config = ml_collections.ConfigDict()
+    for group, values in saved.items():
+        if group in defaults and isinstance(values, dict):
+            merged = defaults[group]().to_dict()
+            merged.update(values)
+            config[group] = ml_collections.ConfigDict(merged)
+        else:
+            config[group] = values
+    return config
+
+
+def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
+    """WORKDIR/checkpoints, where llm.train.checkpoint saves."""
+    return pathlib.Path(workdir).absolute() / "checkpoints"
+
+
+def available_steps(workdir: str | pathlib.Path) -> list[int]:
+    """Steps of the complete checkpoints of a workdir, ascending (orbax's temporary dirs excluded)."""
+    directory = checkpoint_dir(workdir)
+    if not directory.is_dir():
+        return []
+    # Orbax renames a checkpoint to its bare step number only once it is complete.
+    return sorted(int(p.name) for p in directory.iterdir() if re.fullmatch(r"\d+", p.name))
+
+
+def _select_steps(workdir: pathlib.Path, step: int | None, last: int) -> list[int]:
+    steps = available_steps(workdir)
+    if not steps:
+        raise CheckpointNotFoundError(
+            f"No checkpoint in {checkpoint_dir(workdir)}; train first (launch.train "
+            f"--workdir={workdir}) or point --workdir at a run that saved one."
+        )
+    if step is not None:
+        if step not in steps:
+            raise CheckpointNotFoundError(
+                f"No checkpoint for step {step} in {checkpoint_dir(workdir)}; it has steps {steps}."
+            )
+        upto = [s for s in steps if s <= step]
+    else:
+        upto = steps
+    if last < 1:
+        raise ValueError(f"average_last={last} must be >= 1 (1 = no averaging).")
+    if last > len(upto):
+        raise CheckpointNotFoundError(
+            f"Averaging the last {last} checkpoints needs {last}, but {checkpoint_dir(workdir)} "
+            f"has {len(upto)} up to step {upto[-1]} ({upto}); raise config.train.keep_checkpoints "
+            "when training or average fewer."
+        )
+    return upto[-last:]
+
+
+def abstract_params(
+    config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh, rules: LogicalRules
+) -> Any:
+    """ShapeDtypeStructs (with shardings) of the params, as the training loop lays them out."""
+    from llm.train.loop import sequence_lengths  # loop imports data; keep restore light to import
+
+    model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
+    # Batch 1 suffices for shapes: params do not depend on the batch. The
+    # optimizer is irrelevant to params, so none is built (its state layout may
+    # have changed since the run was written).
+    example = models.dummy_batch(model_cfg, 1, *sequence_lengths(config.data))
+    state, _ = abstract_state(
+        jax.random.key(0),
+        model=model,
+        tx=optax.identity(),
+        example_batch=example,
+        mesh=mesh,
+        rules=rules,
+    )
+    return state.params
+
+
+def _manager(directory: pathlib.Path) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(directory, item_names=("state", "data"))
+
+
+def restore_params_at(directory: pathlib.Path, step: int, abstract: Any) -> Any:
+    """Only the params of checkpoints/<step> (not the optimizer state), onto `abstract`'s shardings."""
+    manager = _manager(directory)
+    try:
+        item = {"params": abstract}
+        restore_args = ocp.checkpoint_utils.construct_restore_args(item)
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    item=item, restore_args=restore_args, partial_restore=True
+                )
+            ),
+        )
+    finally:
+        manager.close()
+    return restored["state"]["params"]
+
+
+def restore_params(
+    path: str | pathlib.Path,
+    *,
+    step: int | None = None,
+    average_last: int = 1,
+    devices: Sequence[jax.Device] | None = None,
+    mesh_overrides: dict[str, int] | None = None,
+) -> Restored:
+    """Config, model and params of the latest (or given) checkpoint of a workdir, on its mesh.
+
+    average_last=N > 1 averages the params of the last N checkpoints up to that
+    step (AIAYN averaged 5 for base, 20 for big). `path` may be the workdir,
+    its checkpoints/ dir or one checkpoints/<step>/ dir. mesh_overrides
+    replaces config.mesh sizes (e.g. {'data': -1} to decode on fewer devices).
+    """
+    from llm.decode.averaging import average_params
+
+    workdir, path_step = resolve_workdir(path)
+    if step is None:
+        step = path_step
+    config = load_run_config(workdir)
+    steps = _select_steps(workdir, step, average_last)
+    model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
+    model = models.build_model(model_cfg)
+    mesh_cfg = ml_collections.ConfigDict(config.mesh.to_dict())
+    for key, value in (mesh_overrides or {}).items():
+        mesh_cfg[key] = value
+    mesh = make_mesh(mesh_cfg, devices)
+    rules = resolve_rules(mesh_cfg.rules)
+    abstract = abstract_params(config, model, mesh, rules)
+    params_list = [restore_params_at(checkpoint_dir(workdir), s, abstract) for s in steps]
+    if len(params_list) == 1:
+        params = params_list[0]
+    else:
+        shardings = jax.tree.map(lambda a: a.sharding, abstract)
+        with jax.set_mesh(mesh):
+            params = jax.jit(average_params, out_shardings=shardings)(params_list)
+    return Restored(
+        config=config,
+        model_cfg=model_cfg,
+        model=model,
+        params=params,
+        steps=steps,
+        mesh=mesh,
+        rules=rules,
+        workdir=workdir,
+    )
+
+
+def save_averaged(
+    workdir: str | pathlib.Path,
+    output_workdir: str | pathlib.Path,
+    *,
+    last: int,
+    step: int | None = None,
+    output_step: int | None = None,
+) -> tuple[list[int], pathlib.Path]:
+    """Writes OUT/checkpoints/<step> with the average of the last `last` checkpoints' params.
+
+    The checkpoint's 'state' item holds `step` and `params` only (no optimizer
+    state): restore_params (hence launch.eval / launch.decode) reads it like
+    any other, but training cannot resume from it. Returns (averaged steps,
+    checkpoint path).
+    """
+    run = restore_params(workdir, step=step, average_last=last)
+    state = {"step": np.asarray(run.step, np.int32), "params": run.params}
+    target = output_step if output_step is not None else run.step
+    out_dir = checkpoint_dir(output_workdir)
+    if (out_dir / str(target)).exists():
+        raise FileExistsError(f"{out_dir / str(target)} exists; pick another --output_step.")
+    manager = ocp.CheckpointManager(
+        out_dir, options=ocp.CheckpointManagerOptions(create=True), item_names=("state", "data")
+    )
+    try:
+        manager.save(target, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+        manager.wait_until_finished()
+    finally:
+        manager.close()
+    return run.steps, out_dir / str(target)
