@@ -19,6 +19,16 @@ _WORKDIR = flags.DEFINE_string(
 
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Also show the libraries' INFO logs.")
 
+# Multi-process runs: explicit flags, or detected from SLURM (srun) and TPU-pod environments.
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0's coordinator (multi-process runs)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in the job.")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout", 100, "Seconds without a peer's heartbeat before the job fails."
+)
+
 _OVERRIDES: list[tuple[str, str]] = []
 
 
@@ -37,17 +47,34 @@ def default_workdir(config_spec: str) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
+    from llm.parallel import distributed
     from llm.train.console import quiet_library_logs
     from llm.train.loop import train_and_evaluate  # after flags: keeps --help fast
 
     if not _VERBOSE.value:
         quiet_library_logs()
     config = load_config(_CONFIG.value, _OVERRIDES)
+    spec = distributed.resolve_process_spec(
+        _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+    )
+    distributed.initialize(spec, heartbeat_timeout_s=_HEARTBEAT.value)
+    import jax
+
+    if jax.process_index() != 0:
+        # One console for the job: the other processes report only problems.
+        logging.set_verbosity(logging.WARNING)
     workdir = _WORKDIR.value or default_workdir(_CONFIG.value)
     logging.info("Config %s:\n%s", _CONFIG.value, config)
     metrics = train_and_evaluate(config, workdir)
+    if jax.process_index() != 0:
+        return
+    if "preempted_at" in metrics:
+        print(f"Preempted: saved step {metrics['preempted_at']} in {workdir}; rerun to resume.")
+        return
     summary = {k: v for k, v in metrics.items() if k != "sample"}
-    print(f"Finished in {workdir}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
+    print(
+        f"Finished in {workdir}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items()))
+    )
     if "sample" in metrics:
         print(f"Sample: {metrics['sample']}")
 

@@ -23,6 +23,7 @@ from llm.parallel import (
     make_mesh,
     resolve_rules,
 )
+from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
 from llm.train import checkpoint as ckpt_lib
 from llm.train.metrics import MetricWriter
 from llm.train.optim import make_optimizer
@@ -161,7 +162,15 @@ class Trainer:
 
     def initial_state(self) -> TrainState:
         """Restores the latest checkpoint (state and data position) or initialises afresh."""
-        restored = ckpt_lib.restore(self.manager, self.abstract_state, self.train_iter)
+        step = self.manager.latest_step()
+        data_iter = self.train_iter
+        if step is not None and not data_state_restorable(self.manager.directory, step):
+            # Written by a different process count: each shard's position does not map onto
+            # this run's shards, so the weights resume and the data restarts.
+            logging.warning("Checkpoint %d: data position of another process count; "
+                            "restoring the train state only.", step)
+            data_iter = None
+        restored = ckpt_lib.restore(self.manager, self.abstract_state, data_iter)
         if restored is not None:
             state, step = restored
             logging.info("Resumed from %s at step %d.", self.manager.directory, step)
@@ -214,16 +223,20 @@ class Trainer:
         tokens_per_step = cfg.batch_size * sum(sequence_lengths(self.config.data))
         last: dict[str, float] = {}
         t0, t_step0 = time.perf_counter(), start
+        preemption = PreemptionWatcher()
+        self.preempted_at = None
         with jax.set_mesh(self.mesh):
             for step in range(start + 1, end + 1):
                 batch = self.to_global(next(self.train_iter))
                 state, metrics = self.train_step(state, batch)
+                if preemption.should_stop(step):
+                    self.preempted_at = step
                 if step == start + 1:
                     # The first step includes compilation: keep it out of tokens/s and ETA.
                     jax.block_until_ready(metrics)
                     logging.info("step %d compiled and ran in %.1fs", step, time.perf_counter() - t0)
                     t0, t_step0 = time.perf_counter(), step
-                if step % cfg.log_every == 0 or step == end:
+                if step % cfg.log_every == 0 or step == end or self.preempted_at:
                     # Fetching metrics blocks on the step; multi-process CPU runs need that.
                     scalars = {
                         "loss": float(metrics["loss"]),
@@ -243,6 +256,10 @@ class Trainer:
                         step, cfg.steps, scalars["loss"], scalars.get("tokens_per_sec", 0), eta,
                     )
                     t0, t_step0 = time.perf_counter(), step
+                if self.preempted_at:
+                    ckpt_lib.save(self.manager, step, state, self.train_iter)
+                    logging.warning("Preempted: saved step %d; rerun to resume.", step)
+                    break
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
                     eval_metrics = self.evaluate(state.params)
                     writer.write(step, eval_metrics)
@@ -254,6 +271,7 @@ class Trainer:
                 if step % cfg.checkpoint_every == 0 or step == end:
                     ckpt_lib.save(self.manager, step, state, self.train_iter)
         self.manager.wait_until_finished()
+        preemption.close()
         writer.close()
         return state, last
 
@@ -276,7 +294,10 @@ def train_and_evaluate(
     trainer = Trainer(config, workdir, devices=devices)
     try:
         state, metrics = trainer.run(stop_at_step=stop_at_step)
-        if config.train.sample_tokens > 0 and jax.process_index() == 0:
+        if trainer.preempted_at:
+            metrics["preempted_at"] = trainer.preempted_at
+        elif config.train.sample_tokens > 0 and jax.process_count() == 1:
+            # Decoding runs on process 0 alone, so it needs every parameter shard locally.
             metrics["sample"] = sample_text(trainer, state.params)
             logging.info("Sample: %s", json.dumps(metrics["sample"]))
     finally:
