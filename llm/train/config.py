@@ -38,6 +38,8 @@ def default_train_config() -> ml_collections.ConfigDict:
     c.eps = 1e-8
     # Decoupled weight decay, applied to matrices only (not norms, biases).
     c.weight_decay = 0.1
+    # Apply weight decay to embedding tables too (norms and biases never decay).
+    c.decay_embeddings = True
     # Clip gradients to this global norm (0 disables).
     c.grad_clip_norm = 1.0
     # Label smoothing of the cross-entropy (AIAYN: 0.1) and z-loss coefficient (PaLM: 1e-4).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -64,9 +65,20 @@ def make_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
     )
 
 
-def decay_mask(params: Any) -> Any:
-    """True for parameters that get weight decay: matrices, not norms, biases or scalars."""
-    return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+def decay_mask(params: Any, *, decay_embeddings: bool = True) -> Any:
+    """True for parameters that get weight decay: matrices, not norms, biases or scalars.
+
+    With decay_embeddings=False, tables under a module whose name contains 'embed'
+    (token, position and token-type embeddings) are excluded too.
+    """
+
+    def decays(path: tuple, p: Any) -> bool:
+        if p.ndim < 2:
+            return False
+        names = [str(getattr(k, "key", k)) for k in path]
+        return decay_embeddings or not any("embed" in n for n in names)
+
+    return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -79,10 +91,16 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
             b2=cfg.b2,
             eps=cfg.eps,
             weight_decay=cfg.weight_decay,
-            mask=decay_mask,
+            mask=functools.partial(decay_mask, decay_embeddings=cfg.decay_embeddings),
         )
     elif cfg.optimizer == "adafactor":
-        opt = optax.adafactor(schedule, weight_decay_rate=cfg.weight_decay or None)
+        opt = optax.adafactor(
+            schedule,
+            weight_decay_rate=cfg.weight_decay or None,
+            weight_decay_mask=functools.partial(
+                decay_mask, decay_embeddings=cfg.decay_embeddings
+            ),
+        )
     elif cfg.optimizer == "sgd":
         opt = optax.sgd(schedule, momentum=cfg.b1)
     else:

@@ -47,10 +47,15 @@ def _weight_sums(params: Any, batch: Batch, *, model: nn.Module) -> dict[str, ja
 
 
 def _split_microbatches(batch: Batch, microbatches: int) -> Batch:
-    """[B, ...] -> [microbatches, B / microbatches, ...] for lax.scan."""
+    """[B, ...] -> [microbatches, B / microbatches, ...] for lax.scan.
+
+    Microbatch i takes rows i, i + m, i + 2m, ...: each device's contiguous shard of the
+    batch splits evenly into the microbatches, so no rows move between devices.
+    """
 
     def split(x: jax.Array) -> jax.Array:
-        return x.reshape(microbatches, x.shape[0] // microbatches, *x.shape[1:])
+        x = x.reshape(x.shape[0] // microbatches, microbatches, *x.shape[1:])
+        return jnp.swapaxes(x, 0, 1)
 
     return jax.tree_util.tree_map(split, batch)
 
