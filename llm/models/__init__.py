@@ -1,4 +1,19 @@
-"""Transformer models: ModelConfig, build_model, dummy_batch, count_params."""
+"""Transformer models: ModelConfig, build_model, dummy_batch, count_params.
+
+Usage (what llm.train and llm.decode rely on):
+- init: ``model.init({'params': rng}, dummy_batch(cfg, B, Li, Lt), deterministic=True,
+  method='loss_terms')`` (this creates every head, e.g. BERT's NSP head); the
+  params are ``nn.LogicallyPartitioned`` boxes with logical axis names.
+- train: ``model.apply({'params': p}, batch, deterministic=False,
+  method='loss_terms', rngs={'dropout': key})``; the only rng collection used
+  in apply is 'dropout' (and 'params' at init).
+- decode: init the 'cache' collection with full-length zero inputs and
+  ``decode=True``, then apply with ``decode=True, mutable=['cache']`` one token
+  (or a prefill chunk) at a time. Cache leaves are batch-major ([B, ...], also
+  with scanned layers: [B, layers, ...]); a single int32 scalar ('index') counts
+  the tokens written. Enc-dec: ``encode(encoder_inputs)``, then
+  ``decode(encoded, encoder_inputs, decoder_inputs, decode=True)``.
+"""
 
 from __future__ import annotations
 

@@ -106,7 +106,9 @@ class Stack(nn.Module):
         if cfg.scan_layers:
             scanned = nn.scan(
                 block,
-                variable_axes={"params": 0, "cache": 0},
+                # Cache leaves keep batch first ([B, layers, ...]) so that decoders
+                # (beam search) can reorder every cache leaf along axis 0.
+                variable_axes={"params": 0, "cache": 1},
                 split_rngs={"params": True, "dropout": True},
                 in_axes=(nn.broadcast,) * len(args),
                 length=self.num_layers,

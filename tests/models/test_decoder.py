@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm.models import count_params, dummy_batch, init_variables
+from llm.models import build_model, count_params, dummy_batch, init_variables
 from tests.models.helpers import init, japply, logit_input_jacobian, tiny, zero_cache
 
 B, L = 2, 8
@@ -192,3 +192,18 @@ def test_count_params_matches_formula():
     # 4 attention matrices + biases, 2 MLP matrices + biases, 2 norms (scale, bias).
     per_layer = 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d
     assert n == v * d + p * d + n_layers * per_layer + 2 * d
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_cache_leaves_are_batch_major(scan):
+    cfg = tiny(num_layers=2, scan_layers=scan, num_kv_heads=2)
+    model = build_model(cfg)
+    shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((3, L), jnp.int32), decode=True)
+    )["cache"]
+    leaves = jax.tree.leaves(shapes)
+    assert all(x.shape[0] == 3 for x in leaves if x.ndim > 0)
+    assert sum(x.ndim == 0 for x in leaves) == 1  # one shared decode index
+    kv = [x.shape for x in leaves if x.ndim > 0]
+    expected = (3, 2, L, 2, 4) if scan else (3, L, 2, 4)
+    assert all(s == expected for s in kv) and len(kv) == (2 if scan else 4)
