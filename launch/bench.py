@@ -1,0 +1,42 @@
+"""Benchmarks: `python -m launch.bench [--suite=models|cpu_goal|data|decode|all] [--out=FILE]`.
+
+models:   per family at a small size, training tokens/s, MFU against the matmul peak
+          measured in the same run, and compile time with scanned vs unrolled layers.
+cpu_goal: issue #8's CPU target, a 6-layer d_model 384 decoder (T=256, batch 8,
+          vocab 8192, fp32) against the measured peak.
+data:     the grain pipeline's packed-LM tokens/s next to what the training step consumes.
+decode:   new tokens/s with and without the KV cache, beam 4 vs greedy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from absl import app, flags
+
+_SUITE = flags.DEFINE_enum(
+    "suite", "all", ["models", "cpu_goal", "data", "decode", "all"], "What to measure."
+)
+_OUT = flags.DEFINE_string("out", "", "Also write the results as JSON to this file.")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps per configuration.")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from llm.bench import suites
+
+    results = suites.run(_SUITE.value, steps=_STEPS.value)
+    print(suites.to_markdown(results))
+    if _OUT.value:
+        with open(_OUT.value, "w") as f:
+            json.dump(
+                {k: [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in v]
+                 for k, v in results.items()},
+                f,
+                indent=2,
+            )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,1 @@
+"""Benchmarks behind `python -m launch.bench`: matmul peak, training and decoding speed."""

@@ -1,0 +1,123 @@
+"""The benchmark suites of `launch.bench`: what to measure and how to tabulate it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+
+from llm.bench.peak import measure_matmul_peak
+from llm.bench.training import benchmark_training, compile_seconds
+from llm.models.config import ModelConfig
+
+# Small members of each family, sized for a CPU run of a few minutes.
+SMALL = {
+    "gpt (decoder)": (
+        ModelConfig(family="decoder", vocab_size=8192, d_model=256, num_heads=4, d_ff=1024,
+                    num_layers=4, max_len=256),
+        dict(batch_size=8, seq_len=256),
+    ),
+    "llama (decoder)": (
+        ModelConfig(family="decoder", vocab_size=8192, d_model=256, num_heads=4, num_kv_heads=2,
+                    d_ff=704, num_layers=4, max_len=256, position="rotary", norm="rmsnorm",
+                    activation="swiglu", use_bias=False, tie_embeddings=False),
+        dict(batch_size=8, seq_len=256),
+    ),
+    "bert (encoder)": (
+        ModelConfig(family="encoder", vocab_size=8192, d_model=256, num_heads=4, d_ff=1024,
+                    num_layers=4, max_len=256, pre_norm=False, type_vocab_size=2,
+                    activation="gelu_exact"),
+        dict(batch_size=8, seq_len=256),
+    ),
+    "aiayn (encoder_decoder)": (
+        ModelConfig(family="encoder_decoder", vocab_size=8192, d_model=256, num_heads=4,
+                    d_ff=1024, num_layers=4, max_len=256, position="sinusoidal",
+                    pre_norm=False, activation="relu", scale_embeddings=True),
+        dict(batch_size=8, seq_len=256, target_len=256),
+    ),
+}
+
+# Issue #8's CPU goal: this decoder's step should reach 75% of the matmul peak.
+CPU_GOAL = ModelConfig(family="decoder", vocab_size=8192, d_model=384, num_heads=6, d_ff=1536,
+                       num_layers=6, max_len=256)
+
+
+def run_models(steps: int, peak: float) -> list[dict[str, Any]]:
+    """Tokens/s and MFU per family, then compile time scanned vs unrolled."""
+    rows = []
+    for name, (cfg, shape) in SMALL.items():
+        result = benchmark_training(name, cfg, steps=steps, peak_flops_per_device=peak, **shape)
+        unrolled = compile_seconds(cfg, **shape)
+        scanned = compile_seconds(cfg.replace(scan_layers=True), **shape)
+        row = dataclasses.asdict(result)
+        row.update(compile_unrolled_s=unrolled, compile_scanned_s=scanned)
+        rows.append(row)
+    return rows
+
+
+def run_cpu_goal(steps: int, peak: float) -> list[dict[str, Any]]:
+    """The 6 x 384 decoder at T=256, batch 8, fp32."""
+    result = benchmark_training(
+        "decoder 6x384 T256 b8", CPU_GOAL, batch_size=8, seq_len=256, steps=steps,
+        peak_flops_per_device=peak,
+    )
+    return [dataclasses.asdict(result)]
+
+
+def run_data(consumed_tokens_per_sec: float | None) -> list[dict[str, Any]]:
+    """Packed-LM pipeline tokens/s on tiny_grammar, next to the training step's consumption."""
+    from llm.data import ensure_dataset
+    from llm.data.benchmark import benchmark_pipeline
+    from llm.data.config import default_data_config
+
+    cfg = default_data_config()
+    cfg.update(dataset="tiny_grammar", seq_len=256)
+    ensure_dataset(cfg)
+    result = benchmark_pipeline(cfg, batch_size=8, seconds=5.0)
+    row = {"pipeline": "tiny_grammar packed LM, T=256", **result}
+    if consumed_tokens_per_sec:
+        row["train_step_tokens_per_s"] = consumed_tokens_per_sec
+        row["ratio"] = result["tokens_per_s"] / consumed_tokens_per_sec
+    return [row]
+
+
+def run(suite: str, *, steps: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """Runs the named suite ('all' runs every one) and returns rows per suite."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    peak = measure_matmul_peak()
+    results["peak"] = [{"device": str(jax.devices()[0].device_kind), "matmul_flops": peak}]
+    if suite in ("models", "all"):
+        results["models"] = run_models(steps, peak)
+    if suite in ("cpu_goal", "all"):
+        results["cpu_goal"] = run_cpu_goal(steps, peak)
+    if suite in ("data", "all"):
+        consumed = results.get("models", [{}])[0].get("tokens_per_sec")
+        results["data"] = run_data(consumed)
+    if suite in ("decode", "all"):
+        from llm.decode import bench as decode_bench
+
+        results["decode"] = decode_bench.decode_benchmark()
+    return results
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def to_markdown(results: dict[str, list[dict[str, Any]]]) -> str:
+    """One markdown table per suite."""
+    out = []
+    for suite, rows in results.items():
+        if not rows:
+            continue
+        keys = list(rows[0])
+        out.append(f"### {suite}\n")
+        out.append("| " + " | ".join(keys) + " |")
+        out.append("|" + "---|" * len(keys))
+        for row in rows:
+            out.append("| " + " | ".join(_fmt(row.get(k, "")) for k in keys) + " |")
+        out.append("")
+    return "\n".join(out)
