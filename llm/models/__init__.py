@@ -9,9 +9,9 @@ Usage (what llm.train and llm.decode rely on):
   in apply is 'dropout' (and 'params' at init).
 - decode: init the 'cache' collection with full-length zero inputs and
   ``decode=True``, then apply with ``decode=True, mutable=['cache']`` one token
-  (or a prefill chunk) at a time. Cache leaves are batch-major ([B, ...], also
-  with scanned layers: [B, layers, ...]); a single int32 scalar ('index') counts
-  the tokens written. Enc-dec: ``encode(encoder_inputs)``, then
+  (or a prefill chunk) at a time. Cache leaves are [B, ...] with unrolled
+  layers and [layers, B, ...] with scan_layers; a single int32 scalar
+  ('index') counts the tokens written. Enc-dec: ``encode(encoder_inputs)``, then
   ``decode(encoded, encoder_inputs, decoder_inputs, decode=True)``.
 """
 

@@ -106,9 +106,9 @@ class Stack(nn.Module):
         if cfg.scan_layers:
             scanned = nn.scan(
                 block,
-                # Cache leaves keep batch first ([B, layers, ...]) so that decoders
-                # (beam search) can reorder every cache leaf along axis 0.
-                variable_axes={"params": 0, "cache": 1},
+                # Scanned cache leaves are [layers, B, ...]: llm.decode reorders beams
+                # along the batch axis 1 for them (cache_batch_axis).
+                variable_axes={"params": 0, "cache": 0},
                 split_rngs={"params": True, "dropout": True},
                 in_axes=(nn.broadcast,) * len(args),
                 length=self.num_layers,

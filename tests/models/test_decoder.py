@@ -195,15 +195,16 @@ def test_count_params_matches_formula():
 
 
 @pytest.mark.parametrize("scan", [False, True])
-def test_cache_leaves_are_batch_major(scan):
+def test_cache_layout(scan):
     cfg = tiny(num_layers=2, scan_layers=scan, num_kv_heads=2)
     model = build_model(cfg)
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((3, L), jnp.int32), decode=True)
     )["cache"]
     leaves = jax.tree.leaves(shapes)
-    assert all(x.shape[0] == 3 for x in leaves if x.ndim > 0)
+    batch_axis = 1 if scan else 0
+    assert all(x.shape[batch_axis] == 3 for x in leaves if x.ndim > 0)
     assert sum(x.ndim == 0 for x in leaves) == 1  # one shared decode index
     kv = [x.shape for x in leaves if x.ndim > 0]
-    expected = (3, 2, L, 2, 4) if scan else (3, L, 2, 4)
+    expected = (2, 3, L, 2, 4) if scan else (3, L, 2, 4)
     assert all(s == expected for s in kv) and len(kv) == (2 if scan else 4)
