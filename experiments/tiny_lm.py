@@ -70,3 +70,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif arg:
         raise ValueError(f"tiny_lm takes '' or 'smoke', not {arg!r}.")
     return config
+
+
+def get_sweep(name: str) -> list[dict]:
+    """Sweeps of this config for `python -m launch.sweep --sweep=NAME`."""
+    from llm import sweeps  # sweeps need no import when only the config is loaded
+
+    if name == "lr":
+        # Learning rate around the default 3e-3, with two seeds for the noise floor.
+        return sweeps.grid({"train.learning_rate": [1e-3, 3e-3], "train.seed": [0, 1]})
+    if name == "lr_warmup":
+        # Paired settings: a larger peak needs a longer warmup.
+        return sweeps.zipped(
+            {"train.learning_rate": [1e-3, 3e-3, 1e-2], "train.warmup_steps": [30, 60, 120]}
+        )
+    if name == "random":
+        return sweeps.random_search(
+            8,
+            seed=0,
+            axes={
+                "train.learning_rate": sweeps.log_uniform(3e-4, 1e-2),
+                "train.weight_decay": sweeps.uniform(0.0, 0.1),
+                "model.activation": sweeps.choice(["gelu", "swiglu"]),
+            },
+        )
+    raise ValueError(f"tiny_lm has sweeps 'lr', 'lr_warmup', 'random', not {name!r}.")

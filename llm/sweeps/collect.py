@@ -1,0 +1,103 @@
+"""Gather a sweep's final metrics into results.csv, results.md and a PNG per metric."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from typing import Any
+
+from absl import logging
+
+from llm.sweeps.run import STATUS_FILE, read_plan
+
+
+def final_metrics(workdir: pathlib.Path) -> dict[str, float]:
+    """The last value of every metric in WORKDIR/metrics.jsonl, with the step it came from."""
+    path = workdir / "metrics.jsonl"
+    out: dict[str, float] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        if line.strip():
+            out.update(json.loads(line))
+    return out
+
+
+def _status(workdir: pathlib.Path) -> tuple[str, str]:
+    path = workdir / STATUS_FILE
+    if not path.is_file():
+        return "not run", ""
+    status = json.loads(path.read_text())
+    if status["returncode"] == 0:
+        return "ok", ""
+    return "failed", status.get("error", f"exit code {status['returncode']}")
+
+
+def collect(root: str | pathlib.Path, metric: str = "eval/loss") -> list[dict[str, Any]]:
+    """Writes ROOT/results.{csv,md} (one row per point, failures with their error) and a plot."""
+    root = pathlib.Path(root)
+    plan = read_plan(root)
+    keys = list(dict.fromkeys(k for p in plan["points"] for k in p["overrides"]))
+    rows = []
+    for point in plan["points"]:
+        workdir = pathlib.Path(point["workdir"])
+        status, error = _status(workdir)
+        row = {"index": point["index"], "workdir": workdir.name, **point["overrides"]}
+        row.update(status=status, **final_metrics(workdir), error=error)
+        rows.append(row)
+    metric_keys = sorted(
+        {k for r in rows for k in r} - {"index", "workdir", "status", "error"} - set(keys)
+    )
+    columns = ["index", "workdir", *keys, "status", *metric_keys, "error"]
+    with (root / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    (root / "results.md").write_text(_markdown(rows, columns))
+    if not any(metric in r for r in rows) and metric == "eval/loss":
+        metric = "loss"  # runs without eval still have a train loss
+    _plot(rows, keys, metric, root / f"results_{metric.replace('/', '_')}.png")
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict[str, Any]], keys: list[str], metric: str, path: pathlib.Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display on clusters
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logging.warning("matplotlib is not installed (pip install -e '.[sweep]'); no plot.")
+        return
+    done = [r for r in rows if r["status"] == "ok" and metric in r]
+    fig, axes = plt.subplots(
+        1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3.2), squeeze=False
+    )
+    for ax, key in zip(axes[0], keys, strict=False):
+        xs = [r[key] for r in done]
+        numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
+        if numeric:
+            ax.scatter(xs, [r[metric] for r in done])
+            if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
+                ax.set_xscale("log")  # learning rates and the like span decades
+        else:
+            labels = [str(x) for x in xs]
+            ax.scatter(labels, [r[metric] for r in done])
+        ax.set_xlabel(key)
+        ax.set_ylabel(metric)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

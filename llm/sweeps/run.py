@@ -1,0 +1,118 @@
+"""Plan a sweep into per-point workdirs and run its points (locally or one per array task)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from llm.sweeps.space import Point
+
+SWEEP_FILE = "sweep.json"
+STATUS_FILE = "status.json"
+
+
+def load_sweep(config_spec: str, name: str) -> list[Point]:
+    """Calls `get_sweep(name)` of the experiment file the config spec names."""
+    path = pathlib.Path(config_spec.partition(":")[0])
+    if not path.is_file():
+        raise FileNotFoundError(f"Experiment config {str(path)!r} not found.")
+    spec = importlib.util.spec_from_file_location(f"_llm_sweep_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_sweep"):
+        raise ValueError(f"{path} defines no get_sweep(name); add one beside get_config.")
+    points = list(module.get_sweep(name))
+    if not points:
+        raise ValueError(f"Sweep {name!r} of {path} has no points.")
+    return points
+
+
+def _slug(point: Point) -> str:
+    parts = [f"{k.rsplit('.', 1)[-1]}={_format(v)}" for k, v in point.items()]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", "-".join(parts))[:80]
+
+
+def _format(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def plan_sweep(
+    config_spec: str,
+    sweep_name: str,
+    root: str | pathlib.Path,
+    *,
+    extra_args: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Writes ROOT/sweep.json listing every point's workdir and overrides; returns it."""
+    root = pathlib.Path(root).absolute()
+    points = load_sweep(config_spec, sweep_name)
+    plan = {
+        "config": config_spec,
+        "sweep": sweep_name,
+        "extra_args": list(extra_args),
+        "points": [
+            {"index": i, "workdir": str(root / f"{i:03d}_{_slug(p)}"), "overrides": p}
+            for i, p in enumerate(points)
+        ],
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / SWEEP_FILE).write_text(json.dumps(plan, indent=2))
+    return plan
+
+
+def read_plan(root: str | pathlib.Path) -> dict[str, Any]:
+    """The sweep.json of a planned sweep."""
+    path = pathlib.Path(root) / SWEEP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; plan the sweep first (launch.sweep --config).")
+    return json.loads(path.read_text())
+
+
+def point_command(plan: dict[str, Any], index: int) -> list[str]:
+    """The launch.train command line of point `index`."""
+    point = plan["points"][index]
+    overrides = [f"--config.{k}={v}" for k, v in point["overrides"].items()]
+    return [
+        sys.executable,
+        "-m",
+        "launch.train",
+        f"--config={plan['config']}",
+        f"--workdir={point['workdir']}",
+        *plan["extra_args"],
+        *overrides,
+    ]
+
+
+def run_point(root: str | pathlib.Path, index: int) -> int:
+    """Trains point `index` into its workdir, recording overrides, log and exit status."""
+    plan = read_plan(root)
+    if not 0 <= index < len(plan["points"]):
+        raise ValueError(f"Point {index} not in this sweep of {len(plan['points'])} points.")
+    workdir = pathlib.Path(plan["points"][index]["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "overrides.json").write_text(json.dumps(plan["points"][index]["overrides"]))
+    start = time.monotonic()
+    with (workdir / "train.log").open("w") as log:
+        code = subprocess.call(point_command(plan, index), stdout=log, stderr=subprocess.STDOUT)
+    status: dict[str, Any] = {"returncode": code, "seconds": round(time.monotonic() - start, 1)}
+    if code != 0:
+        lines = [x for x in (workdir / "train.log").read_text().splitlines() if x.strip()]
+        errors = [x for x in lines if x.startswith("error:") or "Error" in x]
+        status["error"] = (errors or lines or [f"exit code {code}"])[-1][:500]
+    (workdir / STATUS_FILE).write_text(json.dumps(status))
+    return code
+
+
+def run_local(root: str | pathlib.Path, *, max_parallel: int = 1) -> list[int]:
+    """Runs every point, at most `max_parallel` at a time; a failure does not stop the others."""
+    count = len(read_plan(root)["points"])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        return list(pool.map(lambda i: run_point(root, i), range(count)))
