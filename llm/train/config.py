@@ -56,6 +56,13 @@ def default_train_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     # Write checkpoints in a background thread while training continues.
     c.async_checkpointing = True
+    # Per-device peak FLOP/s for the MFU in the log: '' (no MFU), an accelerator name from
+    # llm/flops.py PEAK_FLOPS ('h100', 'tpu_v5p', ...), 'measure' (matmul peak measured at
+    # start) or a number.
+    c.peak_flops = ""
+    # Trace steps (first, last) with jax.profiler into WORKDIR/profile; () disables.
+    # View with `tensorboard --logdir WORKDIR/profile` or ui.perfetto.dev.
+    c.profile_steps = ()
     # After training, print a greedy continuation of this prompt (sample_tokens=0 skips it).
     c.sample_prompt = "the"
     c.sample_tokens = 64

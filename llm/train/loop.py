@@ -25,7 +25,9 @@ from llm.parallel import (
 )
 from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
 from llm.train import checkpoint as ckpt_lib
+from llm.flops import mfu, train_flops_per_token
 from llm.train.metrics import MetricWriter
+from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.optim import make_optimizer
 from llm.train.state import TrainState, abstract_state, create_sharded_state
 from llm.train.step import eval_step, train_step
@@ -223,12 +225,17 @@ class Trainer:
         tokens_per_step = cfg.batch_size * sum(sequence_lengths(self.config.data))
         last: dict[str, float] = {}
         t0, t_step0 = time.perf_counter(), start
+        profiler = StepProfiler(self.workdir, tuple(cfg.profile_steps))
+        peak = resolve_peak_flops(cfg.peak_flops)
+        flops_per_token = train_flops_per_token(self.model_cfg, *sequence_lengths(self.config.data))
         preemption = PreemptionWatcher()
         self.preempted_at = None
         with jax.set_mesh(self.mesh):
             for step in range(start + 1, end + 1):
                 batch = self.to_global(next(self.train_iter))
+                profiler.before_step(step)
                 state, metrics = self.train_step(state, batch)
+                profiler.after_step(step, metrics)
                 if preemption.should_stop(step):
                     self.preempted_at = step
                 if step == start + 1:
@@ -248,12 +255,15 @@ class Trainer:
                     if step > t_step0:
                         rate = (step - t_step0) * tokens_per_step / max(elapsed, 1e-9)
                         scalars["tokens_per_sec"] = rate
+                        if peak:
+                            scalars["mfu"] = mfu(rate, flops_per_token, peak * self.mesh.size)
                     eta = (end - step) * elapsed / max(step - t_step0, 1)
                     writer.write(step, scalars)
                     last.update(scalars)
                     logging.info(
-                        "step %d/%d loss %.4f tokens/s %.0f ETA %.0fs",
-                        step, cfg.steps, scalars["loss"], scalars.get("tokens_per_sec", 0), eta,
+                        "step %d/%d loss %.4f tokens/s %.0f%s ETA %.0fs",
+                        step, cfg.steps, scalars["loss"], scalars.get("tokens_per_sec", 0),
+                        f" MFU {scalars['mfu']:.1%}" if "mfu" in scalars else "", eta,
                     )
                     t0, t_step0 = time.perf_counter(), step
                 if self.preempted_at:
