@@ -23,7 +23,7 @@ def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int,
                 f"config.mesh.{axis}={size} is not a valid mesh size; use a positive size or -1."
             )
         shape.append(size)
-    fill_axes = [a for a, s in zip(MESH_AXES, shape) if s == -1]
+    fill_axes = [a for a, s in zip(MESH_AXES, shape, strict=True) if s == -1]
     if len(fill_axes) > 1:
         raise ValueError(
             f"Only one mesh axis may be -1, got {fill_axes}; give explicit sizes to all but one."
@@ -32,14 +32,14 @@ def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int,
     if fill_axes:
         if num_devices % known:
             raise ValueError(
-                f"Mesh sizes {dict(zip(MESH_AXES, shape))} cannot fill {num_devices} devices: "
+                f"Mesh sizes {dict(zip(MESH_AXES, shape, strict=True))} cannot fill {num_devices} devices: "
                 f"{num_devices} is not divisible by {known}. Pick sizes whose product divides "
                 "the device count."
             )
         shape[MESH_AXES.index(fill_axes[0])] = num_devices // known
     elif known != num_devices:
         raise ValueError(
-            f"Mesh {dict(zip(MESH_AXES, shape))} has {known} devices but {num_devices} are "
+            f"Mesh {dict(zip(MESH_AXES, shape, strict=True))} has {known} devices but {num_devices} are "
             f"available; make the product of config.mesh.data/fsdp/tensor equal {num_devices} "
             "or set one of them to -1."
         )

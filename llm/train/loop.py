@@ -16,6 +16,7 @@ from absl import logging
 
 from llm import data as data_lib
 from llm import models
+from llm.flops import mfu, train_flops_per_token
 from llm.parallel import (
     batch_sharding,
     check_batch_size,
@@ -25,10 +26,9 @@ from llm.parallel import (
 )
 from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
 from llm.train import checkpoint as ckpt_lib
-from llm.flops import mfu, train_flops_per_token
 from llm.train.metrics import MetricWriter
-from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.optim import make_optimizer
+from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.state import TrainState, abstract_state, create_sharded_state
 from llm.train.step import eval_step, train_step
 
