@@ -20,6 +20,9 @@ from llm.evals.rouge import rouge
 # Dataset name fragments that mark summarization (ROUGE) rather than translation (BLEU).
 SUMMARIZATION_DATASETS = ("cnn_dailymail", "xsum", "gigaword", "billsum", "samsum", "summar")
 TRANSLATION_DATASETS = ("translate", "wmt", "tiny_numbers", "iwslt", "opus")
+# sacrebleu tokenizers for datasets whose targets are not space-separated words:
+# a number is one 13a token, so only character n-grams make BLEU meaningful.
+BLEU_TOKENIZE = {"tiny_numbers": "char"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +114,8 @@ def generation_eval(
     signature = ""
     kinds = metric_kinds(data_cfg.dataset)
     if "bleu" in kinds:
-        bleu = corpus_bleu(hypotheses, references)
+        tokenize = BLEU_TOKENIZE.get(data_cfg.dataset.split("/")[0])
+        bleu = corpus_bleu(hypotheses, references, tokenize=tokenize)
         scores["eval/bleu"] = bleu.score
         signature = bleu.signature
         logging.info("%s", bleu.summary)
