@@ -1,7 +1,6 @@
 """launch.local's process group: commands, environment, failure and signal handling (fast)."""
 
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -62,10 +61,3 @@ def test_sigterm_is_forwarded_and_clean_exits_give_0(tmp_path):
     start = time.monotonic()
     assert distributed.run_process_group(cmds, {}) == 0
     assert time.monotonic() - start < 20
-
-
-def test_launcher_help_is_fast():
-    out = subprocess.run(
-        [sys.executable, "-m", "launch.local", "--helpshort"], capture_output=True, text=True
-    )
-    assert "--num_processes" in out.stdout
