@@ -81,6 +81,8 @@ def main(argv: list[str]) -> None:
     if _DRY_RUN.value:
         print(script, end="")
         return
+    # Array tasks start together; building a missing dataset here keeps them from racing.
+    sweeps.prepare_data(plan)
     path = root / "sweep.sbatch"
     path.write_text(script)
     job_id = slurm.submit(str(path))

@@ -1,7 +1,7 @@
 """Hyperparameter sweeps: search spaces, running every point, and collecting the results."""
 
 from llm.sweeps.collect import collect
-from llm.sweeps.run import load_sweep, plan_sweep, run_local, run_point
+from llm.sweeps.run import load_sweep, plan_sweep, prepare_data, run_local, run_point
 from llm.sweeps.space import choice, grid, log_uniform, product, random_search, uniform, zipped
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "load_sweep",
     "log_uniform",
     "plan_sweep",
+    "prepare_data",
     "product",
     "random_search",
     "run_local",

@@ -111,8 +111,30 @@ def run_point(root: str | pathlib.Path, index: int) -> int:
     return code
 
 
+def prepare_data(plan: dict[str, Any]) -> None:
+    """Builds each distinct dataset of the sweep once, before points would race to build it."""
+    from llm import data as data_lib
+    from llm.config import load_config, split_config_overrides
+
+    _, common = split_config_overrides(plan["extra_args"])
+    seen = set()
+    for point in plan["points"]:
+        overrides = [*common, *((k, str(v)) for k, v in point["overrides"].items())]
+        try:
+            data_cfg = load_config(plan["config"], overrides).data
+        except (ValueError, KeyError):
+            continue  # a bad point fails in its own run, with its error in the table
+        key = data_cfg.to_json_best_effort(sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            data_lib.ensure_dataset(data_cfg)
+
+
 def run_local(root: str | pathlib.Path, *, max_parallel: int = 1) -> list[int]:
     """Runs every point, at most `max_parallel` at a time; a failure does not stop the others."""
-    count = len(read_plan(root)["points"])
+    plan = read_plan(root)
+    if max_parallel > 1:
+        prepare_data(plan)
+    count = len(plan["points"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         return list(pool.map(lambda i: run_point(root, i), range(count)))
