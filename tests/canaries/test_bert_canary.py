@@ -14,7 +14,7 @@ from llm import data as data_lib
 from llm.train.loop import train_and_evaluate
 from tests.canaries.common import Timer, experiment
 
-STEPS = 300
+STEPS = 150
 MIN_ACCURACY = 0.60
 MIN_MARGIN = 0.40
 

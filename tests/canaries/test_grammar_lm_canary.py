@@ -14,7 +14,7 @@ from llm.data import grammar
 from llm.train.loop import train_and_evaluate
 from tests.canaries.common import Timer, experiment
 
-STEPS = 800
+STEPS = 200
 
 
 @pytest.mark.slow
