@@ -169,8 +169,11 @@ class Trainer:
         if step is not None and not data_state_restorable(self.manager.directory, step):
             # Written by a different process count: each shard's position does not map onto
             # this run's shards, so the weights resume and the data restarts.
-            logging.warning("Checkpoint %d: data position of another process count; "
-                            "restoring the train state only.", step)
+            logging.warning(
+                "Checkpoint %d: data position of another process count; "
+                "restoring the train state only.",
+                step,
+            )
             data_iter = None
         restored = ckpt_lib.restore(self.manager, self.abstract_state, data_iter)
         if restored is not None:
