@@ -3,6 +3,9 @@
 The unigram baseline is the accuracy of always predicting the most frequent
 masked target of the held-out batches themselves (an upper bound on any
 context-free guess). Stated target: MLM accuracy >= 0.60 and >= baseline + 0.40.
+Measured: after 150 steps the model still sat exactly on the unigram plateau
+(0.209 = baseline 0.209, i.e. it predicts the commonest byte); 300 steps (the
+config's own count) is not yet verified to clear it.
 """
 
 import collections
@@ -14,7 +17,7 @@ from llm import data as data_lib
 from llm.train.loop import train_and_evaluate
 from tests.canaries.common import Timer, experiment
 
-STEPS = 150
+STEPS = 300
 MIN_ACCURACY = 0.60
 MIN_MARGIN = 0.40
 
