@@ -46,6 +46,7 @@ def _losses(name, data_dir, workdir, mesh, devices=None):
     return [r["loss"] for r in read_metrics(workdir) if "loss" in r]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_family_trains_sharded_like_one_device(name, data_dir, tmp_path):
     one = _losses(name, data_dir, tmp_path / "one", (1, 1, 1), devices=jax.devices()[:1])

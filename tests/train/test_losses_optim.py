@@ -67,8 +67,8 @@ def test_cosine_and_wsd_shapes():
         _cfg(schedule="wsd", learning_rate=1.0, warmup_steps=10, steps=100, decay_fraction=0.2)
     )
     np.testing.assert_allclose([wsd(10), wsd(79), wsd(100)], [1.0, 1.0, 0.1], atol=1e-6)
-    with pytest.raises(ValueError, match="schedule='linear' is unknown"):
-        make_schedule(_cfg(schedule="linear"))
+    with pytest.raises(ValueError, match="schedule='triangle' is unknown"):
+        make_schedule(_cfg(schedule="triangle"))
 
 
 def test_weight_decay_skips_vectors():
