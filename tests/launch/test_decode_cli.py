@@ -111,6 +111,8 @@ def test_bad_options_fail_early():
         DecodeOptions(beam_size=0).check()
 
 
+# Subprocesses start JAX and compile again: over the default suite's budget.
+@pytest.mark.slow
 def test_cli_writes_one_line_per_input_and_fails_clearly(workdir, tmp_path):
     inputs = tmp_path / "in.txt"
     inputs.write_text("the dog\na cat\nthe\n")

@@ -27,6 +27,8 @@ def test_append_metrics_keeps_existing_rows(tmp_path):
     assert list((tmp_path / "tensorboard").iterdir())
 
 
+# Subprocesses start JAX and compile again: over the default suite's budget.
+@pytest.mark.slow
 def test_eval_cli_appends_scores_at_the_checkpoint_step(workdir):
     before = read_metrics(workdir)
     done = run_cli("launch.eval", f"--workdir={workdir}", "--eval_steps=1")
