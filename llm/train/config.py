@@ -52,6 +52,11 @@ def default_train_config() -> ml_collections.ConfigDict:
     c.eval_every = 100
     c.eval_steps = 10
     # Save a checkpoint every this many steps and at the end; keep the newest this many.
+    # Seq2seq runs: at each eval also beam-decode this many eval-split sources and score
+    # BLEU (translation) or ROUGE (summarization); 0 disables. Beam and GNMT alpha as AIAYN.
+    c.eval_generation_examples = 0
+    c.eval_beam_size = 4
+    c.eval_alpha = 0.6
     c.checkpoint_every = 200
     c.keep_checkpoints = 3
     # Write checkpoints in a background thread while training continues.

@@ -215,6 +215,26 @@ class Trainer:
             )
         return _summarize_eval(totals)
 
+    def evaluate_generation(self, params: Any) -> dict[str, float]:
+        """BLEU/ROUGE of beam-search outputs on the eval split (seq2seq runs that ask for it)."""
+        cfg = self.config.train
+        if not cfg.eval_generation_examples or self.config.data.task != "seq2seq":
+            return {}
+        from llm.evals.generation import generation_metrics  # decoding: only when asked
+
+        return generation_metrics(
+            self.model,
+            params,
+            self.config.data,
+            self.tokenizer,
+            mesh=self.mesh,
+            split=self.config.data.eval_split,
+            max_examples=cfg.eval_generation_examples,
+            beam_size=cfg.eval_beam_size,
+            alpha=cfg.eval_alpha,
+            rules=self.rules,
+        )
+
     def run(self, *, stop_at_step: int | None = None) -> tuple[TrainState, dict[str, float]]:
         """Trains to config.train.steps (or `stop_at_step`), evaluating and checkpointing."""
         cfg = self.config.train
@@ -275,6 +295,7 @@ class Trainer:
                     break
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
                     eval_metrics = self.evaluate(state.params)
+                    eval_metrics.update(self.evaluate_generation(state.params))
                     writer.write(step, eval_metrics)
                     last.update(eval_metrics)
                     logging.info(
