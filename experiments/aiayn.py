@@ -60,16 +60,33 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.mesh = default_mesh_config("fsdp")
     if size == "tiny":
         config.model.update(
-            vocab_size=320, d_model=128, num_heads=4, d_ff=512, num_layers=3,
-            num_encoder_layers=3, num_decoder_layers=3, max_len=64, dropout_rate=0.0,
+            vocab_size=320,
+            d_model=128,
+            num_heads=4,
+            d_ff=512,
+            num_layers=3,
+            num_encoder_layers=3,
+            num_decoder_layers=3,
+            max_len=64,
+            dropout_rate=0.0,
         )
         config.data.update(
-            dataset="tiny_numbers", inputs_key="", targets_key="", tokenizer="byte",
-            inputs_len=64, targets_len=16,
+            dataset="tiny_numbers",
+            inputs_key="",
+            targets_key="",
+            tokenizer="byte",
+            inputs_len=64,
+            targets_len=16,
         )
         config.train.update(
-            steps=400, batch_size=32, warmup_steps=100, eval_every=200, eval_steps=4,
-            checkpoint_every=200, keep_checkpoints=2, log_every=50,
+            steps=400,
+            batch_size=32,
+            warmup_steps=100,
+            eval_every=200,
+            eval_steps=4,
+            checkpoint_every=200,
+            keep_checkpoints=2,
+            log_every=50,
         )
         config.train.learning_rate = 2e-3
     return config

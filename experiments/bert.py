@@ -54,15 +54,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.mesh = default_mesh_config("fsdp")
     if size == "tiny":
         config.model.update(
-            vocab_size=320, d_model=128, num_heads=4, d_ff=512, num_layers=4, max_len=128,
-            dropout_rate=0.0, attention_dropout_rate=0.0,
+            vocab_size=320,
+            d_model=128,
+            num_heads=4,
+            d_ff=512,
+            num_layers=4,
+            max_len=128,
+            dropout_rate=0.0,
+            attention_dropout_rate=0.0,
         )
         config.data.update(
-            dataset="tiny_grammar_docs", tokenizer="byte", seq_len=128,
-            train_split="train", eval_split="validation",
+            dataset="tiny_grammar_docs",
+            tokenizer="byte",
+            seq_len=128,
+            train_split="train",
+            eval_split="validation",
         )
         config.train.update(
-            steps=300, batch_size=32, learning_rate=2e-3, warmup_steps=30, eval_every=100,
-            eval_steps=4, checkpoint_every=100, log_every=25,
+            steps=300,
+            batch_size=32,
+            learning_rate=2e-3,
+            warmup_steps=30,
+            eval_every=100,
+            eval_steps=4,
+            checkpoint_every=100,
+            log_every=25,
         )
     return config

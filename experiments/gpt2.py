@@ -64,15 +64,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 def _shrink(config: ml_collections.ConfigDict) -> None:
     """GPT-2 architecture at CPU scale on the generated tiny_grammar corpus."""
     config.model.update(
-        vocab_size=320, d_model=128, num_heads=4, d_ff=512, num_layers=4, max_len=128,
-        scan_layers=False, remat="none", dtype="float32",
+        vocab_size=320,
+        d_model=128,
+        num_heads=4,
+        d_ff=512,
+        num_layers=4,
+        max_len=128,
+        scan_layers=False,
+        remat="none",
+        dtype="float32",
     )
     config.data.dataset = "tiny_grammar"
     config.data.tokenizer = "byte"
     config.data.seq_len = 128
     config.data.num_workers = 0
     config.train.update(
-        steps=300, batch_size=32, learning_rate=3e-3, warmup_steps=30, eval_every=100,
-        eval_steps=4, checkpoint_every=100, log_every=25, sample_prompt="the",
+        steps=300,
+        batch_size=32,
+        learning_rate=3e-3,
+        warmup_steps=30,
+        eval_every=100,
+        eval_steps=4,
+        checkpoint_every=100,
+        log_every=25,
+        sample_prompt="the",
     )
     config.mesh.data, config.mesh.fsdp = -1, 1

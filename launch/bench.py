@@ -31,8 +31,10 @@ def main(argv: list[str]) -> None:
     if _OUT.value:
         with open(_OUT.value, "w") as f:
             json.dump(
-                {k: [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in v]
-                 for k, v in results.items()},
+                {
+                    k: [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in v]
+                    for k, v in results.items()
+                },
                 f,
                 indent=2,
             )

@@ -13,8 +13,13 @@ TINY = str(ROOT / "experiments" / "tiny_lm.py")
 def test_overrides_are_typed_and_applied():
     config = load_config(
         TINY,
-        [("train.steps", "7"), ("train.learning_rate", "0.5"), ("model.num_kv_heads", "2"),
-         ("train.async_checkpointing", "false"), ("mesh.rules", "dp")],
+        [
+            ("train.steps", "7"),
+            ("train.learning_rate", "0.5"),
+            ("model.num_kv_heads", "2"),
+            ("train.async_checkpointing", "false"),
+            ("mesh.rules", "dp"),
+        ],
     )
     assert config.train.steps == 7 and isinstance(config.train.steps, int)
     assert config.train.learning_rate == 0.5
@@ -45,7 +50,14 @@ def test_wrong_type_is_rejected():
 
 def test_split_overrides_and_duplicates():
     rest, overrides = split_config_overrides(
-        ["prog", "--config=x.py", "--config.train.steps=3", "--config.mesh.data", "2", "--workdir=w"]
+        [
+            "prog",
+            "--config=x.py",
+            "--config.train.steps=3",
+            "--config.mesh.data",
+            "2",
+            "--workdir=w",
+        ]
     )
     assert rest == ["prog", "--config=x.py", "--workdir=w"]
     assert overrides == [("train.steps", "3"), ("mesh.data", "2")]

@@ -10,19 +10,38 @@ from llm.models.config import ModelConfig
 
 CASES = {
     "gpt": ("decoder", {}),
-    "llama": ("decoder", dict(activation="swiglu", num_kv_heads=2, position="rotary",
-                              norm="rmsnorm", use_bias=False, tie_embeddings=False)),
+    "llama": (
+        "decoder",
+        dict(
+            activation="swiglu",
+            num_kv_heads=2,
+            position="rotary",
+            norm="rmsnorm",
+            use_bias=False,
+            tie_embeddings=False,
+        ),
+    ),
     "bert": ("encoder", dict(type_vocab_size=2, pre_norm=False)),
-    "aiayn": ("encoder_decoder", dict(num_encoder_layers=2, num_decoder_layers=2,
-                                      position="sinusoidal", pre_norm=False)),
+    "aiayn": (
+        "encoder_decoder",
+        dict(num_encoder_layers=2, num_decoder_layers=2, position="sinusoidal", pre_norm=False),
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_train_flops_match_xla_within_10_percent(name):
     family, extra = CASES[name]
-    cfg = ModelConfig(family=family, vocab_size=512, d_model=128, num_heads=4, d_ff=512,
-                      num_layers=2, max_len=64, **extra)
+    cfg = ModelConfig(
+        family=family,
+        vocab_size=512,
+        d_model=128,
+        num_heads=4,
+        d_ff=512,
+        num_layers=2,
+        max_len=64,
+        **extra,
+    )
     seq_len, target_len = 64, (32 if family == "encoder_decoder" else 64)
     batch = models.dummy_batch(cfg, 4, seq_len, target_len)
     batch.pop("nsp_labels", None)
@@ -45,8 +64,15 @@ def test_train_flops_match_xla_within_10_percent(name):
 
 
 def test_mfu_and_6n_rule_for_a_large_decoder():
-    cfg = ModelConfig(family="decoder", vocab_size=50257, d_model=768, num_heads=12,
-                      d_ff=3072, num_layers=12, max_len=1024)
+    cfg = ModelConfig(
+        family="decoder",
+        vocab_size=50257,
+        d_model=768,
+        num_heads=12,
+        d_ff=3072,
+        num_layers=12,
+        max_len=1024,
+    )
     per_token = flops.train_flops_per_token(cfg, 1024)
     n_matmul = 12 * (4 * 768 * 768 + 2 * 768 * 3072) + 768 * 50257
     # 6N for the weights plus 12 * layers * d * T for attention (PaLM, appendix B).

@@ -14,33 +14,78 @@ from llm.models.config import ModelConfig
 # Small members of each family, sized for a CPU run of a few minutes.
 SMALL = {
     "gpt (decoder)": (
-        ModelConfig(family="decoder", vocab_size=8192, d_model=256, num_heads=4, d_ff=1024,
-                    num_layers=4, max_len=256),
+        ModelConfig(
+            family="decoder",
+            vocab_size=8192,
+            d_model=256,
+            num_heads=4,
+            d_ff=1024,
+            num_layers=4,
+            max_len=256,
+        ),
         dict(batch_size=8, seq_len=256),
     ),
     "llama (decoder)": (
-        ModelConfig(family="decoder", vocab_size=8192, d_model=256, num_heads=4, num_kv_heads=2,
-                    d_ff=704, num_layers=4, max_len=256, position="rotary", norm="rmsnorm",
-                    activation="swiglu", use_bias=False, tie_embeddings=False),
+        ModelConfig(
+            family="decoder",
+            vocab_size=8192,
+            d_model=256,
+            num_heads=4,
+            num_kv_heads=2,
+            d_ff=704,
+            num_layers=4,
+            max_len=256,
+            position="rotary",
+            norm="rmsnorm",
+            activation="swiglu",
+            use_bias=False,
+            tie_embeddings=False,
+        ),
         dict(batch_size=8, seq_len=256),
     ),
     "bert (encoder)": (
-        ModelConfig(family="encoder", vocab_size=8192, d_model=256, num_heads=4, d_ff=1024,
-                    num_layers=4, max_len=256, pre_norm=False, type_vocab_size=2,
-                    activation="gelu_exact"),
+        ModelConfig(
+            family="encoder",
+            vocab_size=8192,
+            d_model=256,
+            num_heads=4,
+            d_ff=1024,
+            num_layers=4,
+            max_len=256,
+            pre_norm=False,
+            type_vocab_size=2,
+            activation="gelu_exact",
+        ),
         dict(batch_size=8, seq_len=256),
     ),
     "aiayn (encoder_decoder)": (
-        ModelConfig(family="encoder_decoder", vocab_size=8192, d_model=256, num_heads=4,
-                    d_ff=1024, num_layers=4, max_len=256, position="sinusoidal",
-                    pre_norm=False, activation="relu", scale_embeddings=True),
+        ModelConfig(
+            family="encoder_decoder",
+            vocab_size=8192,
+            d_model=256,
+            num_heads=4,
+            d_ff=1024,
+            num_layers=4,
+            max_len=256,
+            position="sinusoidal",
+            pre_norm=False,
+            activation="relu",
+            scale_embeddings=True,
+        ),
         dict(batch_size=8, seq_len=256, target_len=256),
     ),
 }
 
 # Issue #8's CPU goal: this decoder's step should reach 75% of the matmul peak.
-CPU_GOAL = ModelConfig(family="decoder", vocab_size=8192, d_model=384, num_heads=6, d_ff=1536,
-                       num_layers=6, max_len=256)
+CPU_GOAL = ModelConfig(
+    family="decoder",
+    vocab_size=8192,
+    d_model=384,
+    num_heads=6,
+    d_ff=1536,
+    num_layers=6,
+    max_len=256,
+)
 
 
 def run_models(steps: int, peak: float) -> list[dict[str, Any]]:
@@ -59,7 +104,11 @@ def run_models(steps: int, peak: float) -> list[dict[str, Any]]:
 def run_cpu_goal(steps: int, peak: float) -> list[dict[str, Any]]:
     """The 6 x 384 decoder at T=256, batch 8, fp32."""
     result = benchmark_training(
-        "decoder 6x384 T256 b8", CPU_GOAL, batch_size=8, seq_len=256, steps=steps,
+        "decoder 6x384 T256 b8",
+        CPU_GOAL,
+        batch_size=8,
+        seq_len=256,
+        steps=steps,
         peak_flops_per_device=peak,
     )
     return [dataclasses.asdict(result)]

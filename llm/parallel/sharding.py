@@ -79,6 +79,5 @@ def host_batch_to_global(
 ) -> dict[str, jax.Array]:
     """Assembles each process's host-local batch into global arrays on the mesh."""
     return {
-        k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-        for k, v in batch.items()
+        k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()
     }

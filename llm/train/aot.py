@@ -72,9 +72,7 @@ def compile_train_step(
     rules = resolve_rules(config.mesh.rules)
     check_batch_size(config.train.batch_size, mesh, rules)
     tx = make_optimizer(config.train)
-    example = models.dummy_batch(
-        model_cfg, config.train.batch_size, *sequence_lengths(config.data)
-    )
+    example = models.dummy_batch(model_cfg, config.train.batch_size, *sequence_lengths(config.data))
     abstract, shardings = abstract_state(
         jax.random.key(0), model=model, tx=tx, example_batch=example, mesh=mesh, rules=rules
     )

@@ -264,7 +264,9 @@ class Trainer:
                 if step == start + 1:
                     # The first step includes compilation: keep it out of tokens/s and ETA.
                     jax.block_until_ready(metrics)
-                    logging.info("step %d compiled and ran in %.1fs", step, time.perf_counter() - t0)
+                    logging.info(
+                        "step %d compiled and ran in %.1fs", step, time.perf_counter() - t0
+                    )
                     t0, t_step0 = time.perf_counter(), step
                 if step % cfg.log_every == 0 or step == end or self.preempted_at:
                     # Fetching metrics blocks on the step; multi-process CPU runs need that.
@@ -285,8 +287,12 @@ class Trainer:
                     last.update(scalars)
                     logging.info(
                         "step %d/%d loss %.4f tokens/s %.0f%s ETA %.0fs",
-                        step, cfg.steps, scalars["loss"], scalars.get("tokens_per_sec", 0),
-                        f" MFU {scalars['mfu']:.1%}" if "mfu" in scalars else "", eta,
+                        step,
+                        cfg.steps,
+                        scalars["loss"],
+                        scalars.get("tokens_per_sec", 0),
+                        f" MFU {scalars['mfu']:.1%}" if "mfu" in scalars else "",
+                        eta,
                     )
                     t0, t_step0 = time.perf_counter(), step
                 if self.preempted_at:
@@ -299,7 +305,8 @@ class Trainer:
                     writer.write(step, eval_metrics)
                     last.update(eval_metrics)
                     logging.info(
-                        "step %d eval %s", step,
+                        "step %d eval %s",
+                        step,
                         " ".join(f"{k}={v:.4f}" for k, v in sorted(eval_metrics.items())),
                     )
                 if step % cfg.checkpoint_every == 0 or step == end:

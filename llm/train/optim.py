@@ -97,9 +97,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
         opt = optax.adafactor(
             schedule,
             weight_decay_rate=cfg.weight_decay or None,
-            weight_decay_mask=functools.partial(
-                decay_mask, decay_embeddings=cfg.decay_embeddings
-            ),
+            weight_decay_mask=functools.partial(decay_mask, decay_embeddings=cfg.decay_embeddings),
         )
     elif cfg.optimizer == "sgd":
         opt = optax.sgd(schedule, momentum=cfg.b1)

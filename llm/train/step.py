@@ -17,7 +17,12 @@ Batch = Mapping[str, jax.Array]
 
 
 def _terms(
-    params: Any, batch: Batch, dropout_rng: jax.Array | None, *, model: nn.Module, deterministic: bool
+    params: Any,
+    batch: Batch,
+    dropout_rng: jax.Array | None,
+    *,
+    model: nn.Module,
+    deterministic: bool,
 ) -> dict[str, tuple[jax.Array, jax.Array, jax.Array]]:
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
     return model.apply(

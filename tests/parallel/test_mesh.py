@@ -73,5 +73,7 @@ def test_batch_split_over_data_and_fsdp():
     rules = resolve_rules("fsdp_tp")
     assert batch_sharding(mesh, rules).spec == PartitionSpec(("data", "fsdp"))
     check_batch_size(8, mesh, rules)
-    with pytest.raises(ValueError, match="batch_size=6 is not divisible by the data-parallel size 4"):
+    with pytest.raises(
+        ValueError, match="batch_size=6 is not divisible by the data-parallel size 4"
+    ):
         check_batch_size(6, mesh, rules)

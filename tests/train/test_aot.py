@@ -31,8 +31,9 @@ def test_gpt2_124m_state_memory_matches_analytical_count():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tiny_lm", "gpt2:tiny", "gpt3:tiny", "llama:tiny", "aiayn:tiny",
-                                  "bert:tiny"])
+@pytest.mark.parametrize(
+    "name", ["tiny_lm", "gpt2:tiny", "gpt3:tiny", "llama:tiny", "aiayn:tiny", "bert:tiny"]
+)
 def test_every_tiny_config_compiles(name):
     path, _, arg = name.partition(":")
     config = load_config(str(ROOT / "experiments" / f"{path}.py") + (f":{arg}" if arg else ""))
@@ -42,9 +43,18 @@ def test_every_tiny_config_compiles(name):
 
 def test_cli_exits_nonzero_over_budget():
     result = subprocess.run(
-        [sys.executable, "-m", "launch.compile", "--config=experiments/tiny_lm.py:smoke",
-         "--devices=4", "--hbm_gib=0.0001"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "launch.compile",
+            "--config=experiments/tiny_lm.py:smoke",
+            "--devices=4",
+            "--hbm_gib=0.0001",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "mesh {'data': 4, 'fsdp': 1, 'tensor': 1} on 4 devices" in result.stdout

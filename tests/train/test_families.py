@@ -27,16 +27,27 @@ SHRINK = {
 }
 FAMILIES = {
     "llama": {"data.seq_len": "32", "model.max_len": "32", "model.num_kv_heads": "2"},
-    "aiayn": {"data.inputs_len": "32", "data.targets_len": "16", "model.max_len": "32",
-              "model.num_encoder_layers": "2", "model.num_decoder_layers": "1"},
+    "aiayn": {
+        "data.inputs_len": "32",
+        "data.targets_len": "16",
+        "model.max_len": "32",
+        "model.num_encoder_layers": "2",
+        "model.num_decoder_layers": "1",
+    },
     "bert": {"data.seq_len": "32", "model.max_len": "32"},
 }
 
 
 def _losses(name, data_dir, workdir, mesh, devices=None):
-    overrides = {**SHRINK, **FAMILIES[name], "data.data_dir": data_dir,
-                 "mesh.data": str(mesh[0]), "mesh.fsdp": str(mesh[1]),
-                 "mesh.tensor": str(mesh[2]), "mesh.rules": "fsdp_tp"}
+    overrides = {
+        **SHRINK,
+        **FAMILIES[name],
+        "data.data_dir": data_dir,
+        "mesh.data": str(mesh[0]),
+        "mesh.fsdp": str(mesh[1]),
+        "mesh.tensor": str(mesh[2]),
+        "mesh.rules": "fsdp_tp",
+    }
     config = load_config(str(ROOT / "experiments" / f"{name}.py:tiny"), list(overrides.items()))
     trainer = Trainer(config, workdir, devices=devices)
     try:

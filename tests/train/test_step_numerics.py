@@ -16,8 +16,9 @@ from llm.train.optim import decay_mask, make_optimizer
 from llm.train.state import create_sharded_state
 from llm.train.step import train_step
 
-CFG = ModelConfig(family="decoder", vocab_size=64, d_model=32, num_heads=2, d_ff=64,
-                  num_layers=2, max_len=16)
+CFG = ModelConfig(
+    family="decoder", vocab_size=64, d_model=32, num_heads=2, d_ff=64, num_layers=2, max_len=16
+)
 
 
 def _setup(cfg=CFG, **train):
@@ -29,15 +30,22 @@ def _setup(cfg=CFG, **train):
     # Uneven weights across rows: a mean of microbatch means would differ from the batch mean.
     batch["weights"] = (np.arange(16)[None] < np.arange(4, 12)[:, None]).astype(np.float32)
     mesh = make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.devices()[:1])
-    state, _ = create_sharded_state(jax.random.key(0), model=model, tx=tx, example_batch=batch,
-                                    mesh=mesh, rules=resolve_rules("dp"))
+    state, _ = create_sharded_state(
+        jax.random.key(0),
+        model=model,
+        tx=tx,
+        example_batch=batch,
+        mesh=mesh,
+        rules=resolve_rules("dp"),
+    )
     return state, model, tx, batch
 
 
 def test_microbatches_give_the_full_batch_gradient():
     # Plain SGD with lr 1: the parameter change is exactly the gradient.
-    state, model, tx, batch = _setup(optimizer="sgd", b1=0.0, learning_rate=1.0,
-                                     schedule="constant", grad_clip_norm=0.0)
+    state, model, tx, batch = _setup(
+        optimizer="sgd", b1=0.0, learning_rate=1.0, schedule="constant", grad_clip_norm=0.0
+    )
     results = {}
     for m in (1, 2, 4):
         step = jax.jit(functools.partial(train_step, model=model, tx=tx, seed=0, microbatches=m))
@@ -45,8 +53,9 @@ def test_microbatches_give_the_full_batch_gradient():
         results[m] = (new_state.params, float(metrics["loss"]))
     for m in (2, 4):
         assert results[m][1] == pytest.approx(results[1][1], rel=1e-6)
-        diffs = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
-                                       results[m][0], results[1][0])
+        diffs = jax.tree_util.tree_map(
+            lambda a, b: float(jnp.max(jnp.abs(a - b))), results[m][0], results[1][0]
+        )
         assert max(jax.tree_util.tree_leaves(diffs)) < 1e-6
 
 
@@ -62,18 +71,23 @@ def test_nonfinite_step_is_skipped_and_counted():
     assert int(metrics["nonfinite_in_row"]) == 2
     recovered, metrics = step(skipped2, batch)
     assert int(metrics["nonfinite_in_row"]) == 0 and int(metrics["nonfinite_total"]) == 2
-    changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), recovered.params,
-                                     state.params)
+    changed = jax.tree_util.tree_map(
+        lambda a, b: bool(jnp.any(a != b)), recovered.params, state.params
+    )
     assert any(jax.tree_util.tree_leaves(changed))
 
 
 def test_decay_mask_can_exclude_embeddings():
-    params = {"token_embed": {"embedding": jnp.ones((4, 2))},
-              "mlp": {"wi": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))}},
-              "final_norm": {"scale": jnp.ones((2,))}}
-    assert decay_mask(params) == {"token_embed": {"embedding": True},
-                                  "mlp": {"wi": {"kernel": True, "bias": False}},
-                                  "final_norm": {"scale": False}}
+    params = {
+        "token_embed": {"embedding": jnp.ones((4, 2))},
+        "mlp": {"wi": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))}},
+        "final_norm": {"scale": jnp.ones((2,))},
+    }
+    assert decay_mask(params) == {
+        "token_embed": {"embedding": True},
+        "mlp": {"wi": {"kernel": True, "bias": False}},
+        "final_norm": {"scale": False},
+    }
     assert decay_mask(params, decay_embeddings=False)["token_embed"]["embedding"] is False
 
 

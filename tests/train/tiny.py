@@ -29,5 +29,3 @@ def tiny_config(data_dir: str, **train) -> ml_collections.ConfigDict:
     }
     overrides.update({f"train.{k}": str(v) for k, v in train.items()})
     return load_config(str(ROOT / "experiments" / "tiny_lm.py"), list(overrides.items()))
-
-
