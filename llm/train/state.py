@@ -66,26 +66,6 @@ def _unboxed(init: Callable[[jax.Array], TrainState], rng: jax.Array) -> TrainSt
     return nn.meta.unbox(init(rng))
 
 
-def create_sharded_state(
-    rng: jax.Array,
-    *,
-    model: nn.Module,
-    tx: optax.GradientTransformation,
-    example_batch: Mapping[str, np.ndarray],
-    mesh: Mesh,
-    rules: LogicalRules,
-) -> tuple[TrainState, TrainState]:
-    """Returns (state, state_shardings), with the state created directly in its shards."""
-    init = functools.partial(_init_boxed, model=model, tx=tx, example_batch=example_batch)
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        abstract = jax.eval_shape(init, rng)
-        logical_specs = nn.get_partition_spec(abstract)
-        shardings = logical_to_shardings(logical_specs, mesh, rules)
-        check_divisible(_strip_boxes(abstract), shardings, logical_specs)
-        state = jax.jit(functools.partial(_unboxed, init), out_shardings=shardings)(rng)
-    return state, shardings
-
-
 def abstract_state(
     rng: jax.Array,
     *,
@@ -107,3 +87,21 @@ def abstract_state(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_unboxed, shardings
     )
     return shaped, shardings
+
+
+def create_sharded_state(
+    rng: jax.Array,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    example_batch: Mapping[str, np.ndarray],
+    mesh: Mesh,
+    rules: LogicalRules,
+) -> tuple[TrainState, TrainState]:
+    """Returns (state, state_shardings), with the state created directly in its shards."""
+    kwargs = dict(model=model, tx=tx, example_batch=example_batch, mesh=mesh, rules=rules)
+    _, shardings = abstract_state(rng, **kwargs)
+    init = functools.partial(_init_boxed, model=model, tx=tx, example_batch=example_batch)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        state = jax.jit(functools.partial(_unboxed, init), out_shardings=shardings)(rng)
+    return state, shardings
