@@ -12,7 +12,8 @@ import jax.numpy as jnp
 FAMILIES = ("decoder", "encoder", "encoder_decoder")
 POSITIONS = ("learned", "sinusoidal", "rotary", "none")
 NORMS = ("layernorm", "rmsnorm")
-ACTIVATIONS = ("relu", "gelu", "gelu_exact", "swiglu")
+ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "swiglu")
+SINUSOIDAL_LAYOUTS = ("interleaved", "split")
 REMATS = ("none", "full", "dots")
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -44,6 +45,9 @@ class ModelConfig:
     max_len: int = 1024
     # `learned`, `sinusoidal`, `rotary` or `none`.
     position: str = "learned"
+    # Sinusoidal column order: `interleaved` (AIAYN 3.5: sin/cos alternate) or `split`
+    # (all sines then all cosines, same frequencies: tensor2tensor, fairseq, Marian).
+    sinusoidal_layout: str = "interleaved"
     # Rotary base frequency (LLaMA: 10000).
     rope_theta: float = 10000.0
     # `layernorm` or `rmsnorm`.
@@ -51,7 +55,8 @@ class ModelConfig:
     norm_eps: float = 1e-5
     # True: x + f(norm(x)) (GPT-2, LLaMA); False: norm(x + f(x)) (AIAYN, BERT).
     pre_norm: bool = True
-    # `relu` (AIAYN), `gelu` (tanh approx, GPT-2), `gelu_exact` (BERT), `swiglu` (LLaMA).
+    # `relu` (AIAYN), `gelu` (tanh approx, GPT-2), `gelu_exact` (BERT), `silu` (non-gated
+    # SiLU/swish, Marian), `swiglu` (LLaMA).
     activation: str = "gelu"
     # Dropout on embeddings and on each sublayer output before the residual add.
     dropout_rate: float = 0.0
@@ -62,6 +67,12 @@ class ModelConfig:
     tie_embeddings: bool = True
     # Multiply embeddings by sqrt(d_model) (AIAYN 3.4).
     scale_embeddings: bool = False
+    # A learned bias [vocab] added to the LM head's logits (Marian's final_logits_bias);
+    # decoder and encoder_decoder only (BERT's MLM head always has its bias).
+    logits_bias: bool = False
+    # Token id an encoder_decoder treats as source padding when no segment ids are given
+    # (Marian pads with its last id, and its id 0 is EOS).
+    pad_id: int = 0
     # Biases in dense layers (False for LLaMA).
     use_bias: bool = True
     # BERT token-type (segment A/B) vocabulary; 0 = no token-type embedding.
@@ -148,6 +159,7 @@ def _validate(c: ModelConfig) -> list[str]:
         ("position", POSITIONS),
         ("norm", NORMS),
         ("activation", ACTIVATIONS),
+        ("sinusoidal_layout", SINUSOIDAL_LAYOUTS),
         ("remat", REMATS),
         ("dtype", DTYPES),
         ("param_dtype", DTYPES),
@@ -191,6 +203,15 @@ def _validate(c: ModelConfig) -> list[str]:
         v = getattr(c, name)
         if not 0.0 <= v < 1.0:
             errors.append(f"{name}={v} must be in [0, 1)")
+    if not isinstance(c.pad_id, int) or isinstance(c.pad_id, bool) or c.pad_id < 0:
+        errors.append(f"pad_id={c.pad_id!r} must be a non-negative integer")
+    elif c.pad_id >= c.vocab_size:
+        errors.append(f"pad_id={c.pad_id} must be below vocab_size={c.vocab_size}")
+    if c.logits_bias and c.family == "encoder":
+        errors.append(
+            "logits_bias=True is for decoder/encoder_decoder heads; the encoder's MLM head "
+            "always has its own bias (mlm_bias)"
+        )
     if c.norm_eps <= 0:
         errors.append(f"norm_eps={c.norm_eps} must be positive")
     if c.position == "sinusoidal" and c.d_model % 2:

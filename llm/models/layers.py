@@ -149,11 +149,12 @@ def make_norm(cfg: ModelConfig, name: str | None = None) -> LayerNorm:
 
 
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
-    """relu, gelu (tanh approximation), gelu_exact (erf) or silu (the swiglu gate)."""
+    """relu, gelu (tanh approximation), gelu_exact (erf), silu, or silu as the swiglu gate."""
     return {
         "relu": jax.nn.relu,
         "gelu": lambda x: jax.nn.gelu(x, approximate=True),
         "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
+        "silu": jax.nn.silu,
         "swiglu": jax.nn.silu,
     }[name]
 

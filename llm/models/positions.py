@@ -9,11 +9,21 @@ import jax.numpy as jnp
 from llm.models.layers import param_with_axes
 
 
-def sinusoidal(positions_BxL: jax.Array, d_model: int, max_timescale: float = 10000.0) -> jax.Array:
-    """AIAYN 3.5: PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...); float32 [B,L,D]."""
+def sinusoidal(
+    positions_BxL: jax.Array,
+    d_model: int,
+    max_timescale: float = 10000.0,
+    layout: str = "interleaved",
+) -> jax.Array:
+    """AIAYN 3.5: PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...); float32 [B,L,D].
+
+    layout='split' puts the same sines in dims [0, d/2) and cosines in [d/2, d) (Marian).
+    """
     half = d_model // 2
     inv_freq_H = 1.0 / (max_timescale ** (jnp.arange(half, dtype=jnp.float32) * 2.0 / d_model))
     angles_BxLxH = positions_BxL.astype(jnp.float32)[..., None] * inv_freq_H
+    if layout == "split":
+        return jnp.concatenate([jnp.sin(angles_BxLxH), jnp.cos(angles_BxLxH)], axis=-1)
     # Interleave sin/cos so that dims 2i and 2i+1 share a frequency, as in the paper.
     pe_BxLxHx2 = jnp.stack([jnp.sin(angles_BxLxH), jnp.cos(angles_BxLxH)], axis=-1)
     return pe_BxLxHx2.reshape(*positions_BxL.shape, d_model)

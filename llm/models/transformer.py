@@ -176,7 +176,8 @@ class _Embedding(nn.Module):
                 cfg.max_len, cfg.d_model, cfg.compute_dtype, cfg.params_dtype, name="pos_embed"
             )(positions_BxL)
         elif cfg.position == "sinusoidal":
-            x_BxLxD = x_BxLxD + sinusoidal(positions_BxL, cfg.d_model).astype(x_BxLxD.dtype)
+            pe_BxLxD = sinusoidal(positions_BxL, cfg.d_model, layout=cfg.sinusoidal_layout)
+            x_BxLxD = x_BxLxD + pe_BxLxD.astype(x_BxLxD.dtype)
         if self.with_types and cfg.type_vocab_size > 0:
             if token_type_ids_BxL is None:
                 token_type_ids_BxL = jnp.zeros_like(tokens_BxL)
@@ -215,6 +216,16 @@ class _LMHead(nn.Module):
                 cfg.params_dtype,
                 name="lm_head",
             )(x_BxLxD.astype(jnp.float32))
+        if cfg.logits_bias:
+            bias_V = param_with_axes(
+                self,
+                "logits_bias",
+                nn.initializers.zeros,
+                (cfg.vocab_size,),
+                ("vocab",),
+                cfg.params_dtype,
+            )
+            logits_BxLxV = logits_BxLxV + bias_V.astype(jnp.float32)
         return constrain(logits_BxLxV, ("act_batch", "act_len", "act_vocab"))
 
 
@@ -325,9 +336,11 @@ class Encoder(nn.Module):
 
     def mlm_logits(self, x_BxLxD: jax.Array) -> jax.Array:
         """BERT MLM head: dense + activation + norm, tied (or untied) decoder + bias; float32."""
-        act = {"relu": jax.nn.relu, "gelu_exact": lambda v: jax.nn.gelu(v, approximate=False)}.get(
-            self.cfg.activation, lambda v: jax.nn.gelu(v, approximate=True)
-        )
+        act = {
+            "relu": jax.nn.relu,
+            "gelu_exact": lambda v: jax.nn.gelu(v, approximate=False),
+            "silu": jax.nn.silu,
+        }.get(self.cfg.activation, lambda v: jax.nn.gelu(v, approximate=True))
         h_BxLxD = self.mlm_norm(act(self.mlm_transform(x_BxLxD)))
         if self.cfg.tie_embeddings:
             logits_BxLxV = self.token_embed.attend(h_BxLxD)
@@ -416,10 +429,10 @@ class EncoderDecoder(nn.Module):
         encoder_positions: jax.Array | None = None,
         deterministic: bool = True,
     ) -> jax.Array:
-        """Returns encoded_BxSxD; without segment ids, token id 0 is treated as padding."""
+        """Returns encoded_BxSxD; without segment ids, token id cfg.pad_id is treated as padding."""
         b, length = encoder_inputs.shape
         if encoder_segment_ids is None:
-            encoder_segment_ids = (encoder_inputs != 0).astype(jnp.int32)
+            encoder_segment_ids = (encoder_inputs != self.cfg.pad_id).astype(jnp.int32)
         if encoder_positions is None:
             encoder_positions = _default_positions(b, length)
         x_BxSxD = self.encoder_embedding(encoder_inputs, encoder_positions, None, deterministic)
@@ -449,11 +462,11 @@ class EncoderDecoder(nn.Module):
         """Returns logits_BxLxV (float32); decode=True uses the self-attention KV cache.
 
         Cross-attention skips encoder padding: segment id 0 in encoder_segment_ids or,
-        when those are None, token id 0 in encoder_inputs (None: attend everywhere).
+        when those are None, token id cfg.pad_id in encoder_inputs (None: attend everywhere).
         """
         cfg = self.cfg
         if encoder_segment_ids is None and encoder_inputs is not None:
-            encoder_segment_ids = (encoder_inputs != 0).astype(jnp.int32)
+            encoder_segment_ids = (encoder_inputs != cfg.pad_id).astype(jnp.int32)
         b, length = decoder_inputs.shape
         cache_index = self.decode_index(length) if decode else None
         if decoder_positions is None:
