@@ -166,7 +166,10 @@ class Trainer:
         """Restores the latest checkpoint (state and data position) or initialises afresh."""
         step = self.manager.latest_step()
         data_iter = self.train_iter
-        if step is not None and not data_state_restorable(self.manager.directory, step):
+        if step is not None and not (self.manager.directory / str(step) / "data").is_dir():
+            # Written without a data position (launch.convert imports): weights only.
+            data_iter = None
+        elif step is not None and not data_state_restorable(self.manager.directory, step):
             # Written by a different process count: each shard's position does not map onto
             # this run's shards, so the weights resume and the data restarts.
             logging.warning(
