@@ -47,10 +47,26 @@ def _init_boxed(
     return TrainState(
         step=zero,
         params=params,
-        opt_state=tx.init(params),
+        opt_state=_drop_mismatched_boxes(tx.init(params)),
         nonfinite_in_row=zero,
         nonfinite_total=zero,
     )
+
+
+def _drop_mismatched_boxes(opt_state: Any) -> Any:
+    """Unboxes optimizer-state leaves whose rank differs from their parameter's axis names.
+
+    Optimizers map over boxed parameters, so every state leaf inherits its parameter's
+    logical names; Adafactor's factored second moments (row/column vectors of a matrix)
+    have a lower rank, so their names would not fit. They are small: replicate them.
+    """
+
+    def fix(x: Any) -> Any:
+        if isinstance(x, nn.Partitioned) and np.ndim(x.value) != len(x.names):
+            return x.value
+        return x
+
+    return jax.tree_util.tree_map(fix, opt_state, is_leaf=lambda x: isinstance(x, nn.Partitioned))
 
 
 def _strip_boxes(tree: Any) -> Any:
