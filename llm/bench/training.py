@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Sequence
 
@@ -12,11 +11,9 @@ import numpy as np
 
 from llm import flops, models
 from llm.models.config import ModelConfig
-from llm.parallel import batch_sharding, make_mesh, resolve_rules
+from llm.parallel import make_mesh, resolve_rules
 from llm.train.config import default_train_config
-from llm.train.optim import make_optimizer
-from llm.train.state import abstract_state, create_sharded_state
-from llm.train.step import train_step
+from llm.train.program import TrainProgram, build_train_program
 
 
 @dataclasses.dataclass
@@ -46,38 +43,20 @@ def random_batch(
     return batch
 
 
-@dataclasses.dataclass
-class _Setup:
-    kwargs: dict
-    batch: dict[str, np.ndarray]
-    step: object
-    mesh: object
-
-
-def _setup(
+def _program(
     cfg: ModelConfig,
     batch_size: int,
     seq_len: int,
     target_len: int | None,
     devices: Sequence[jax.Device],
-) -> _Setup:
+) -> tuple[TrainProgram, dict[str, jax.Array]]:
+    """The trainer's program for `cfg` (AdamW, data parallel) and a random batch on its mesh."""
     mesh = make_mesh({"data": -1, "fsdp": 1, "tensor": 1}, devices)
-    rules = resolve_rules("fsdp")
-    model = models.build_model(cfg)
     tcfg = default_train_config()
-    tcfg.update(steps=1000, warmup_steps=10)
-    tx = make_optimizer(tcfg)
+    tcfg.update(steps=1000, warmup_steps=10, batch_size=batch_size)
     batch = random_batch(cfg, batch_size, seq_len, target_len)
-    kwargs = dict(model=model, tx=tx, example_batch=batch, mesh=mesh, rules=rules)
-    _, shardings = abstract_state(jax.random.key(0), **kwargs)
-    step = jax.jit(
-        functools.partial(train_step, model=model, tx=tx, seed=0),
-        in_shardings=(shardings, batch_sharding(mesh, rules)),
-        out_shardings=(shardings, None),
-        donate_argnums=(0,),
-    )
-    batch = jax.device_put(batch, batch_sharding(mesh, rules))
-    return _Setup(kwargs=kwargs, batch=batch, step=step, mesh=mesh)
+    program = build_train_program(cfg, tcfg, mesh, resolve_rules("fsdp"), batch)
+    return program, jax.device_put(batch, program.batch_sharding)
 
 
 def compile_seconds(
@@ -89,11 +68,10 @@ def compile_seconds(
     devices: Sequence[jax.Device] | None = None,
 ) -> float:
     """Wall time to lower and compile the train step, without running it."""
-    s = _setup(cfg, batch_size, seq_len, target_len, devices or jax.devices()[:1])
-    abstract, _ = abstract_state(jax.random.key(0), **s.kwargs)
-    with jax.set_mesh(s.mesh):
+    program, batch = _program(cfg, batch_size, seq_len, target_len, devices or jax.devices()[:1])
+    with jax.set_mesh(program.mesh):
         t0 = time.perf_counter()
-        s.step.lower(abstract, s.batch).compile()
+        program.train_step.lower(program.abstract_state, batch).compile()
         return time.perf_counter() - t0
 
 
@@ -110,17 +88,17 @@ def benchmark_training(
 ) -> TrainBenchmark:
     """Compiles, warms up and times `steps` AdamW train steps on one synthetic batch."""
     devices = list(devices or jax.devices()[:1])
-    s = _setup(cfg, batch_size, seq_len, target_len, devices)
-    state, _ = create_sharded_state(jax.random.key(0), **s.kwargs)
-    with jax.set_mesh(s.mesh):
+    program, batch = _program(cfg, batch_size, seq_len, target_len, devices)
+    state = program.init_state()
+    with jax.set_mesh(program.mesh):
         t0 = time.perf_counter()
-        compiled = s.step.lower(state, s.batch).compile()
+        compiled = program.train_step.lower(state, batch).compile()
         compile_s = time.perf_counter() - t0
-        state, metrics = compiled(state, s.batch)
+        state, metrics = compiled(state, batch)
         jax.block_until_ready(metrics)
         t0 = time.perf_counter()
         for _ in range(steps):
-            state, metrics = compiled(state, s.batch)
+            state, metrics = compiled(state, batch)
         jax.block_until_ready(metrics)
         step_s = (time.perf_counter() - t0) / steps
     tokens_per_sec = batch_size * (target_len or seq_len) / step_s

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
 
 import jax
@@ -11,11 +10,9 @@ import ml_collections
 import numpy as np
 
 from llm import models
-from llm.parallel import batch_sharding, check_batch_size, make_mesh, resolve_rules
+from llm.parallel import make_mesh, resolve_rules
 from llm.train.loop import sequence_lengths
-from llm.train.optim import make_optimizer
-from llm.train.state import abstract_state
-from llm.train.step import train_step
+from llm.train.program import build_train_program
 
 GIB = 1024**3
 
@@ -67,36 +64,14 @@ def compile_train_step(
     """Lowers and compiles the train step of `config` on a mesh of `devices` without running it."""
     devices = list(devices or jax.devices())
     model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
-    model = models.build_model(model_cfg)
     mesh = make_mesh(config.mesh, devices)
-    rules = resolve_rules(config.mesh.rules)
-    check_batch_size(config.train.batch_size, mesh, rules)
-    tx = make_optimizer(config.train)
     example = models.dummy_batch(model_cfg, config.train.batch_size, *sequence_lengths(config.data))
-    abstract, shardings = abstract_state(
-        jax.random.key(0), model=model, tx=tx, example_batch=example, mesh=mesh, rules=rules
+    program = build_train_program(
+        model_cfg, config.train, mesh, resolve_rules(config.mesh.rules), example
     )
-    data_sharding = batch_sharding(mesh, rules)
-    batch = {
-        k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype, sharding=data_sharding)
-        for k, v in example.items()
-    }
-    step = jax.jit(
-        functools.partial(
-            train_step,
-            model=model,
-            tx=tx,
-            seed=0,
-            label_smoothing=config.train.label_smoothing,
-            z_loss=config.train.z_loss,
-            microbatches=config.train.microbatches,
-        ),
-        in_shardings=(shardings, data_sharding),
-        out_shardings=(shardings, None),
-        donate_argnums=(0,),
-    )
+    abstract = program.abstract_state
     with jax.set_mesh(mesh):
-        compiled = step.lower(abstract, batch).compile()
+        compiled = program.train_step.lower(abstract, program.abstract_batch()).compile()
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost

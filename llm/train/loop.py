@@ -18,7 +18,6 @@ from llm import data as data_lib
 from llm import models
 from llm.flops import mfu, train_flops_per_token
 from llm.parallel import (
-    batch_sharding,
     check_batch_size,
     host_batch_to_global,
     make_mesh,
@@ -27,10 +26,10 @@ from llm.parallel import (
 from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
 from llm.train import checkpoint as ckpt_lib
 from llm.train.metrics import MetricWriter
-from llm.train.optim import make_optimizer
 from llm.train.profiling import StepProfiler, resolve_peak_flops
-from llm.train.state import TrainState, abstract_state, create_sharded_state
-from llm.train.step import eval_step, train_step
+from llm.train.program import build_train_program
+from llm.train.state import TrainState
+from llm.train.step import eval_step
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -95,17 +94,14 @@ class Trainer:
         tcfg = config.train
         validate_train_config(tcfg)
         self.model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
-        self.model = models.build_model(self.model_cfg)
-        self.mesh = make_mesh(config.mesh, devices)
-        self.rules = resolve_rules(config.mesh.rules)
-        check_batch_size(tcfg.batch_size, self.mesh, self.rules)
+        mesh = make_mesh(config.mesh, devices)
+        rules = resolve_rules(config.mesh.rules)
+        check_batch_size(tcfg.batch_size, mesh, rules)
         if tcfg.microbatches < 1 or (tcfg.batch_size // jax.process_count()) % tcfg.microbatches:
             raise ValueError(
                 f"config.train.microbatches={tcfg.microbatches} must be >= 1 and divide the "
                 f"per-process batch {tcfg.batch_size // jax.process_count()}."
             )
-        self.batch_sharding = batch_sharding(self.mesh, self.rules)
-        self.tx = make_optimizer(tcfg)
         self.local_batch_size = tcfg.batch_size // jax.process_count()
 
         data_lib.ensure_dataset(config.data)
@@ -128,30 +124,13 @@ class Trainer:
         example = models.dummy_batch(
             self.model_cfg, tcfg.batch_size, *sequence_lengths(config.data)
         )
-        self._state_kwargs = dict(
-            model=self.model,
-            tx=self.tx,
-            example_batch=example,
-            mesh=self.mesh,
-            rules=self.rules,
-        )
-        self.rng = jax.random.key(tcfg.seed)
-        self.abstract_state, self.state_shardings = abstract_state(self.rng, **self._state_kwargs)
-        step_fn = functools.partial(
-            train_step,
-            model=self.model,
-            tx=self.tx,
-            seed=tcfg.seed,
-            label_smoothing=tcfg.label_smoothing,
-            z_loss=tcfg.z_loss,
-            microbatches=tcfg.microbatches,
-        )
-        self.train_step = jax.jit(
-            step_fn,
-            in_shardings=(self.state_shardings, self.batch_sharding),
-            out_shardings=(self.state_shardings, None),
-            donate_argnums=(0,),
-        )
+        self.program = build_train_program(self.model_cfg, tcfg, mesh, rules, example)
+        self.model, self.tx = self.program.model, self.program.tx
+        self.mesh, self.rules = mesh, rules
+        self.batch_sharding = self.program.batch_sharding
+        self.abstract_state = self.program.abstract_state
+        self.state_shardings = self.program.state_shardings
+        self.train_step = self.program.train_step
         self.eval_step = jax.jit(
             functools.partial(eval_step, model=self.model),
             in_shardings=(self.state_shardings.params, self.batch_sharding),
@@ -183,8 +162,7 @@ class Trainer:
             state, step = restored
             logging.info("Resumed from %s at step %d.", self.manager.directory, step)
             return state
-        state, _ = create_sharded_state(self.rng, **self._state_kwargs)
-        return state
+        return self.program.init_state()
 
     def to_global(self, host_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """Host-local numpy batch -> global arrays sharded over the batch axes."""
