@@ -73,12 +73,16 @@ class Attention(nn.Module):
     With `decode=True` the keys/values live in the 'cache' collection
     ([B, max length, N, K], sized by the init call); `cache_index` (a scalar
     from the caller) says where the current chunk is written, and the
-    causal mask over the cache is built here.
+    causal mask over the cache is built here. With `causal=True` the causal
+    mask of a full sequence is built here too, so that the fused kernels of
+    `attention_impl='xla'/'cudnn'` get `is_causal` instead of a dense mask.
     """
 
     cfg: ModelConfig
     deterministic: bool = True
     decode: bool = False
+    # Causal self-attention: query i sees keys j <= i (on top of `mask`).
+    causal: bool = False
 
     @nn.compact
     def __call__(
@@ -134,6 +138,7 @@ class Attention(nn.Module):
             k_BxSxNxK = apply_rotary(k_BxSxNxK, kv_positions, cfg.rope_theta)
         q_BxQxHxK = constrain(q_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
 
+        causal = self.causal
         if self.decode:
             cached_k = self.variable(
                 "cache", "cached_key", jnp.zeros, k_BxSxNxK.shape, k_BxSxNxK.dtype
@@ -149,11 +154,26 @@ class Attention(nn.Module):
                 q_len, s_len = q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]
                 visible_QxS = jnp.arange(s_len)[None, :] <= cache_index + jnp.arange(q_len)[:, None]
                 mask = combine_masks(mask, visible_QxS[None, None])
+                causal = False  # the visible mask is the causal mask over the cache
 
-        dropout = nn.Dropout(cfg.attention_dropout_rate) if cfg.attention_dropout_rate > 0 else None
-        out_BxQxHxK = dot_product_attention(
-            q_BxQxHxK, k_BxSxNxK, v_BxSxNxK, mask, dropout, self.deterministic
-        )
+        if cfg.attention_impl == "einsum":
+            if causal:
+                mask = combine_masks(causal_mask(q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]), mask)
+            dropout = (
+                nn.Dropout(cfg.attention_dropout_rate) if cfg.attention_dropout_rate > 0 else None
+            )
+            out_BxQxHxK = dot_product_attention(
+                q_BxQxHxK, k_BxSxNxK, v_BxSxNxK, mask, dropout, self.deterministic
+            )
+        else:
+            out_BxQxHxK = jax.nn.dot_product_attention(
+                q_BxQxHxK,
+                k_BxSxNxK,
+                v_BxSxNxK,
+                mask=mask,
+                is_causal=causal,
+                implementation=cfg.attention_impl,
+            )
         out_BxQxHxK = constrain(out_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
         out_BxQxD = jnp.einsum("bqhk,hkd->bqd", out_BxQxHxK, wo_HxKxD.astype(dtype))
         if cfg.use_bias:

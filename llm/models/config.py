@@ -15,6 +15,7 @@ NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "swiglu")
 SINUSOIDAL_LAYOUTS = ("interleaved", "split")
 REMATS = ("none", "full", "dots")
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -81,6 +82,10 @@ class ModelConfig:
     scan_layers: bool = False
     # Rematerialisation of each layer: `none`, `full` or `dots` (save matmuls).
     remat: str = "none"
+    # Attention kernel: `einsum` (explicit, any backend, attention dropout), `xla` or
+    # `cudnn` (jax.nn.dot_product_attention; cudnn = fused flash attention on NVIDIA GPUs,
+    # bf16/fp16 compute).
+    attention_impl: str = "einsum"
     # Compute dtype and parameter dtype.
     dtype: str = "float32"
     param_dtype: str = "float32"
@@ -161,6 +166,7 @@ def _validate(c: ModelConfig) -> list[str]:
         ("activation", ACTIVATIONS),
         ("sinusoidal_layout", SINUSOIDAL_LAYOUTS),
         ("remat", REMATS),
+        ("attention_impl", ATTENTION_IMPLS),
         ("dtype", DTYPES),
         ("param_dtype", DTYPES),
     ):
@@ -211,6 +217,16 @@ def _validate(c: ModelConfig) -> list[str]:
         errors.append(
             "logits_bias=True is for decoder/encoder_decoder heads; the encoder's MLM head "
             "always has its own bias (mlm_bias)"
+        )
+    if c.attention_impl != "einsum" and c.attention_dropout_rate > 0:
+        errors.append(
+            f"attention_impl={c.attention_impl!r} has no attention dropout; set "
+            "attention_dropout_rate=0 or attention_impl='einsum'"
+        )
+    if c.attention_impl == "cudnn" and c.dtype == "float32":
+        errors.append(
+            "attention_impl='cudnn' needs dtype bfloat16 or float16 (cuDNN's fused attention "
+            "has no float32 kernel); use attention_impl='xla' for float32"
         )
     if c.norm_eps <= 0:
         errors.append(f"norm_eps={c.norm_eps} must be positive")

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm.models.attention import Attention, causal_mask, combine_masks, padding_mask, segment_mask
+from llm.models.attention import Attention, padding_mask, segment_mask
 from llm.models.config import ModelConfig
 from llm.models.layers import MLP, Dense, Embed, constrain, make_norm, param_with_axes
 from llm.models.positions import LearnedPositions, sinusoidal
@@ -30,6 +30,7 @@ class Block(nn.Module):
     cross: bool = False
     deterministic: bool = True
     decode: bool = False
+    causal: bool = False
 
     def _sublayer(self, x_BxLxD: jax.Array, fn, name: str) -> jax.Array:
         norm = make_norm(self.cfg, name=f"{name}_norm")
@@ -50,7 +51,9 @@ class Block(nn.Module):
     ) -> tuple[jax.Array, None]:
         """Applies the layer; arguments are positional for nn.scan broadcasting."""
         cfg = self.cfg
-        self_attn = Attention(cfg, self.deterministic, self.decode, name="self_attn")
+        self_attn = Attention(
+            cfg, self.deterministic, self.decode, causal=self.causal, name="self_attn"
+        )
         x_BxLxD = self._sublayer(
             x_BxLxD,
             lambda h: self_attn(
@@ -78,6 +81,8 @@ class Stack(nn.Module):
     cfg: ModelConfig
     num_layers: int
     cross: bool = False
+    # Causal self-attention (decoders); the causal mask is built inside Attention.
+    causal: bool = False
 
     @nn.compact
     def __call__(
@@ -114,14 +119,14 @@ class Stack(nn.Module):
                 length=self.num_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
-            x_BxLxD, _ = scanned(cfg, self.cross, deterministic, decode, name="layers")(
-                x_BxLxD, *args
-            )
+            x_BxLxD, _ = scanned(
+                cfg, self.cross, deterministic, decode, causal=self.causal, name="layers"
+            )(x_BxLxD, *args)
         else:
             for i in range(self.num_layers):
-                x_BxLxD, _ = block(cfg, self.cross, deterministic, decode, name=f"layers_{i}")(
-                    x_BxLxD, *args
-                )
+                x_BxLxD, _ = block(
+                    cfg, self.cross, deterministic, decode, causal=self.causal, name=f"layers_{i}"
+                )(x_BxLxD, *args)
         return x_BxLxD
 
 
@@ -241,7 +246,7 @@ class Decoder(nn.Module):
         )
         self.embedding = _Embedding(cfg, self.token_embed)
         self.decode_index = DecodeIndex()
-        self.stack = Stack(cfg, cfg.num_layers)
+        self.stack = Stack(cfg, cfg.num_layers, causal=True)
         if cfg.pre_norm:
             self.final_norm = make_norm(cfg)
         self.head = _LMHead(cfg, self.token_embed)
@@ -263,8 +268,8 @@ class Decoder(nn.Module):
             positions = _default_positions(b, length, cache_index)
         x_BxLxD = self.embedding(tokens_BxL, positions, None, deterministic)
         if cache_index is None:
-            seg_mask = None if segment_ids is None else segment_mask(segment_ids, segment_ids)
-            mask = combine_masks(causal_mask(length), seg_mask)
+            # Causality is the stack's (causal=True); this adds packed-segment separation.
+            mask = None if segment_ids is None else segment_mask(segment_ids, segment_ids)
         else:
             mask = None  # the causal mask over the cache is built in Attention
         rope = positions if cfg.position == "rotary" else None
@@ -414,7 +419,7 @@ class EncoderDecoder(nn.Module):
         self.encoder_embedding = _Embedding(cfg, encoder_embed)
         self.decoder_embedding = _Embedding(cfg, decoder_embed)
         self.encoder_stack = Stack(cfg, cfg.encoder_layers)
-        self.decoder_stack = Stack(cfg, cfg.decoder_layers, cross=True)
+        self.decoder_stack = Stack(cfg, cfg.decoder_layers, cross=True, causal=True)
         if cfg.pre_norm:
             self.encoder_norm = make_norm(cfg)
             self.decoder_norm = make_norm(cfg)
@@ -473,12 +478,12 @@ class EncoderDecoder(nn.Module):
             decoder_positions = _default_positions(b, length, cache_index)
         x_BxLxD = self.decoder_embedding(decoder_inputs, decoder_positions, None, deterministic)
         if cache_index is None:
-            seg = (
+            # Causality is the decoder stack's (causal=True); this adds segment separation.
+            self_mask = (
                 None
                 if decoder_segment_ids is None
                 else segment_mask(decoder_segment_ids, decoder_segment_ids)
             )
-            self_mask = combine_masks(causal_mask(length), seg)
         else:
             self_mask = None
         if encoder_segment_ids is None:
