@@ -6,6 +6,9 @@ cpu_goal: issue #8's CPU target, a 6-layer d_model 384 decoder (T=256, batch 8,
           vocab 8192, fp32) against the measured peak.
 data:     the grain pipeline's packed-LM tokens/s next to what the training step consumes.
 decode:   new tokens/s with and without the KV cache, beam 4 vs greedy.
+gpu:      (NVIDIA GPU only, not part of 'all') GPT-2 124M (T=1024, batch 32) and GPT-3 XL
+          1.3B (T=2048, batch 4) in bf16: tokens/s and MFU against the datasheet peak, with
+          attention_impl 'xla' and 'cudnn' (jax.nn.dot_product_attention).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 from absl import app, flags
 
 _SUITE = flags.DEFINE_enum(
-    "suite", "all", ["models", "cpu_goal", "data", "decode", "all"], "What to measure."
+    "suite", "all", ["models", "cpu_goal", "data", "decode", "gpu", "all"], "What to measure."
 )
 _OUT = flags.DEFINE_string("out", "", "Also write the results as JSON to this file.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps per configuration.")

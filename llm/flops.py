@@ -23,6 +23,20 @@ PEAK_FLOPS = {
 }
 
 
+# jax's device_kind of chips whose marketing name differs.
+_DEVICE_KIND_ALIASES = {"tpu_v5_lite": "tpu_v5e", "tpu_v6_lite": "tpu_v6e", "tpu_v5": "tpu_v5p"}
+
+
+def peak_flops_of(device_kind: str) -> float | None:
+    """The datasheet peak of a device kind such as 'NVIDIA H200' or 'TPU v5p', if known."""
+    key = device_kind.lower().replace("nvidia", "").replace(" ", "_").strip("_")
+    key = _DEVICE_KIND_ALIASES.get(key, key)
+    for name, peak in PEAK_FLOPS.items():
+        if name == key or key.startswith(name) or name.replace("_", "") == key.replace("_", ""):
+            return peak
+    return None
+
+
 def _layer_matmul_params(cfg: ModelConfig, cross: bool) -> int:
     """Weights a token passes through in one layer (attention projections + MLP)."""
     d, h = cfg.d_model, cfg.head_size

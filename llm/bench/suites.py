@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 
+from llm import flops
 from llm.bench.peak import measure_matmul_peak
 from llm.bench.training import benchmark_training, compile_seconds
 from llm.models.config import ModelConfig
@@ -88,6 +89,56 @@ CPU_GOAL = ModelConfig(
 )
 
 
+# Issue #8's GPU goals (bf16, one GPU): >= 45% MFU for GPT-2 124M, >= 60% for a ~1B decoder.
+# Vocabularies are padded to a multiple of 128 (50257 -> 50304), as GPU runs do.
+def gpu_models() -> dict[str, tuple[ModelConfig, dict[str, int]]]:
+    """GPT-2 124M and GPT-3 XL (1.3B) in bf16 without dropout, with their batch shapes."""
+    from llm.models.presets import get_preset
+
+    def bf16(name: str) -> ModelConfig:
+        cfg = ModelConfig.from_dict(get_preset(name))
+        return cfg.replace(
+            vocab_size=50304, dtype="bfloat16", dropout_rate=0.0, attention_dropout_rate=0.0
+        )
+
+    return {
+        "gpt2 124M": (bf16("gpt2_124m"), dict(batch_size=32, seq_len=1024)),
+        "gpt3-xl 1.3B": (bf16("gpt3_1_3b"), dict(batch_size=4, seq_len=2048)),
+    }
+
+
+def run_gpu(
+    steps: int,
+    models: dict[str, tuple[ModelConfig, dict[str, int]]] | None = None,
+    impls: tuple[str, ...] = ("xla", "cudnn"),
+    peak: float | None = None,
+) -> list[dict[str, Any]]:
+    """Tokens/s and MFU (against the datasheet peak) per model and attention implementation."""
+    device = jax.devices()[0]
+    if "cudnn" in impls and device.platform != "gpu":
+        raise RuntimeError(
+            f"--suite=gpu needs an NVIDIA GPU for attention_impl='cudnn'; this process has "
+            f"{device.platform} devices ({device.device_kind}). Run it on a GPU machine."
+        )
+    peak = peak or flops.peak_flops_of(device.device_kind)
+    if peak is None:
+        raise RuntimeError(
+            f"No datasheet peak for {device.device_kind!r}; known: {sorted(flops.PEAK_FLOPS)}."
+        )
+    rows = []
+    for name, (cfg, shape) in (models or gpu_models()).items():
+        for impl in impls:
+            result = benchmark_training(
+                f"{name} {impl}",
+                cfg.replace(attention_impl=impl),
+                steps=steps,
+                peak_flops_per_device=peak,
+                **shape,
+            )
+            rows.append({**dataclasses.asdict(result), "attention": impl, "peak_flops": peak})
+    return rows
+
+
 def run_models(steps: int, peak: float) -> list[dict[str, Any]]:
     """Tokens/s and MFU per family, then compile time scanned vs unrolled."""
     rows = []
@@ -134,6 +185,12 @@ def run_data(consumed_tokens_per_sec: float | None) -> list[dict[str, Any]]:
 def run(suite: str, *, steps: int = 5) -> dict[str, list[dict[str, Any]]]:
     """Runs the named suite ('all' runs every one) and returns rows per suite."""
     results: dict[str, list[dict[str, Any]]] = {}
+    if suite == "gpu":
+        kind = jax.devices()[0].device_kind
+        measured = measure_matmul_peak(size=8192, dtype="bfloat16")
+        results["peak"] = [{"device": str(kind), "bf16_matmul_flops": measured}]
+        results["gpu"] = run_gpu(steps)
+        return results
     peak = measure_matmul_peak()
     results["peak"] = [{"device": str(jax.devices()[0].device_kind), "matmul_flops": peak}]
     if suite in ("models", "all"):

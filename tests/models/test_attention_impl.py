@@ -85,3 +85,14 @@ def test_fused_attention_config_errors():
     with pytest.raises(ValueError, match="attention_impl='flash' is not one of"):
         tiny(attention_impl="flash")
     assert tiny(attention_impl="cudnn", dtype="bfloat16").attention_impl == "cudnn"
+
+
+@pytest.mark.skipif(jax.devices()[0].platform != "gpu", reason="cuDNN attention needs a GPU")
+def test_cudnn_matches_xla_on_gpu():
+    cfg = tiny(dtype="bfloat16", d_model=64, num_heads=4, max_len=64)
+    tokens = _tokens(cfg, length=64)
+    model, variables = init(cfg.replace(attention_impl="xla"), 8)
+    cudnn_model, _ = init(cfg.replace(attention_impl="cudnn"), 8)
+    xla = japply(model, variables, tokens)
+    cudnn = japply(cudnn_model, variables, tokens)
+    np.testing.assert_allclose(np.asarray(cudnn), np.asarray(xla), atol=5e-2)
