@@ -2,7 +2,9 @@
 
 `python -m launch.compile --config=experiments/X.py[:arg] --devices=N [--hbm_gib=80]`
 simulates N CPU devices, so a pod-sized mesh is checked on a laptop. Exits 1 when the
-per-device peak exceeds --hbm_gib.
+per-device peak exceeds --hbm_gib. A model dtype of `auto` resolves to float32 on these
+CPU devices; pass --config.model.dtype=bfloat16 to size activations as an accelerator
+run would (the paper experiments set bfloat16 explicitly).
 """
 
 from __future__ import annotations

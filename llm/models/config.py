@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 FAMILIES = ("decoder", "encoder", "encoder_decoder")
@@ -17,6 +18,7 @@ SINUSOIDAL_LAYOUTS = ("interleaved", "split")
 REMATS = ("none", "full", "dots")
 ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
 DTYPES = ("float32", "bfloat16", "float16")
+COMPUTE_DTYPES = ("auto", *DTYPES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +88,10 @@ class ModelConfig:
     # `cudnn` (jax.nn.dot_product_attention; cudnn = fused flash attention on NVIDIA GPUs,
     # bf16/fp16 compute).
     attention_impl: str = "einsum"
-    # Compute dtype and parameter dtype.
-    dtype: str = "float32"
+    # Compute dtype: `auto` = bfloat16 on GPU/TPU, float32 on CPU (resolved when the model
+    # is built, from jax.default_backend()); softmax, logits and losses stay float32.
+    dtype: str = "auto"
+    # Parameter (and so optimizer-state) dtype.
     param_dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -140,7 +144,9 @@ class ModelConfig:
 
     @property
     def compute_dtype(self) -> jnp.dtype:
-        """Compute dtype as a jnp dtype."""
+        """Compute dtype as a jnp dtype (`auto`: bfloat16 on accelerators, float32 on CPU)."""
+        if self.dtype == "auto":
+            return jnp.dtype("float32" if jax.default_backend() == "cpu" else "bfloat16")
         return jnp.dtype(self.dtype)
 
     @property
@@ -167,7 +173,7 @@ def _validate(c: ModelConfig) -> list[str]:
         ("sinusoidal_layout", SINUSOIDAL_LAYOUTS),
         ("remat", REMATS),
         ("attention_impl", ATTENTION_IMPLS),
-        ("dtype", DTYPES),
+        ("dtype", COMPUTE_DTYPES),
         ("param_dtype", DTYPES),
     ):
         err = _choice(name, getattr(c, name), options)

@@ -50,3 +50,18 @@ def test_from_configdict():
     cfg = ModelConfig.from_dict(d)
     assert cfg.vocab_size == 11
     assert count_params(cfg) > 0
+
+
+def test_auto_compute_dtype_is_bf16_on_accelerators(monkeypatch):
+    import jax
+    import jax.numpy as jnp
+
+    cfg = ModelConfig()
+    assert cfg.dtype == "auto"
+    assert cfg.compute_dtype == jnp.float32  # this machine: CPU
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert cfg.compute_dtype == jnp.bfloat16
+    monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+    assert cfg.compute_dtype == jnp.bfloat16
+    assert ModelConfig(dtype="float32").compute_dtype == jnp.float32
+    assert cfg.params_dtype == jnp.float32

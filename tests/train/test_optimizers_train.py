@@ -26,7 +26,7 @@ def _state_leaves(opt_state, kind):
     ]
 
 
-@pytest.mark.parametrize("optimizer", ["adafactor", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adafactor", pytest.param("sgd", marks=pytest.mark.slow)])
 def test_optimizer_trains_and_resumes_exactly(optimizer, data_dir, tmp_path):
     config = tiny_config(
         data_dir,
