@@ -13,6 +13,7 @@ import ml_collections
 from llm.data.config import default_data_config
 from llm.models.presets import get_preset
 from llm.parallel.config import default_mesh_config
+from llm.tiny import shrink_decoder
 from llm.train.config import default_train_config
 
 SIZES = {
@@ -57,36 +58,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.mesh = default_mesh_config("fsdp")
     config.mesh.data, config.mesh.fsdp = 1, -1
     if size == "tiny":
-        _shrink(config)
+        shrink_decoder(config)
     return config
-
-
-def _shrink(config: ml_collections.ConfigDict) -> None:
-    """GPT-2 architecture at CPU scale on the generated tiny_grammar corpus."""
-    config.model.update(
-        vocab_size=320,
-        d_model=128,
-        num_heads=4,
-        d_ff=512,
-        num_layers=4,
-        max_len=128,
-        scan_layers=False,
-        remat="none",
-        dtype="float32",
-    )
-    config.data.dataset = "tiny_grammar"
-    config.data.tokenizer = "byte"
-    config.data.seq_len = 128
-    config.data.num_workers = 0
-    config.train.update(
-        steps=300,
-        batch_size=32,
-        learning_rate=3e-3,
-        warmup_steps=30,
-        eval_every=100,
-        eval_steps=4,
-        checkpoint_every=100,
-        log_every=25,
-        sample_prompt="the",
-    )
-    config.mesh.data, config.mesh.fsdp = -1, 1

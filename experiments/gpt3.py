@@ -12,6 +12,7 @@ import ml_collections
 from llm.data.config import default_data_config
 from llm.models.presets import get_preset
 from llm.parallel.config import default_mesh_config
+from llm.tiny import shrink_decoder
 from llm.train.config import default_train_config
 
 # size: (preset, batch in rows of 2048 tokens, learning rate), Table 2.1; the table's
@@ -67,28 +68,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if size in ("6.7b", "13b", "175b"):
         config.mesh.tensor = 8
     if size == "tiny":
-        config.model.update(
-            vocab_size=320,
-            d_model=128,
-            num_heads=4,
-            d_ff=512,
-            num_layers=4,
-            max_len=128,
-            scan_layers=False,
-            remat="none",
-            dtype="float32",
-        )
-        config.data.update(dataset="tiny_grammar", tokenizer="byte", seq_len=128, num_workers=0)
-        config.train.update(
-            steps=300,
-            batch_size=32,
-            learning_rate=3e-3,
-            warmup_steps=30,
-            eval_every=100,
-            eval_steps=4,
-            checkpoint_every=100,
-            log_every=25,
-            sample_prompt="the",
-        )
-        config.mesh.update(data=-1, fsdp=1, tensor=1)
+        shrink_decoder(config)
     return config
