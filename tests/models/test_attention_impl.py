@@ -79,7 +79,7 @@ def test_xla_kv_cache_decoding_matches_full_forward():
 
 def test_fused_attention_config_errors():
     with pytest.raises(ValueError, match="attention_impl='cudnn' needs dtype bfloat16"):
-        tiny(attention_impl="cudnn")
+        tiny(attention_impl="cudnn", dtype="float32")
     with pytest.raises(ValueError, match="has no attention dropout"):
         tiny(attention_impl="xla", attention_dropout_rate=0.1)
     with pytest.raises(ValueError, match="attention_impl='flash' is not one of"):
