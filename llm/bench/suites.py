@@ -128,13 +128,17 @@ def run_gpu(
     rows = []
     for name, (cfg, shape) in (models or gpu_models()).items():
         for impl in impls:
-            result = benchmark_training(
-                f"{name} {impl}",
-                cfg.replace(attention_impl=impl),
-                steps=steps,
-                peak_flops_per_device=peak,
-                **shape,
-            )
+            try:
+                result = benchmark_training(
+                    f"{name} {impl}",
+                    cfg.replace(attention_impl=impl),
+                    steps=steps,
+                    peak_flops_per_device=peak,
+                    **shape,
+                )
+            except Exception as e:  # noqa: BLE001 - one failed row (e.g. OOM) must not lose the rest
+                rows.append({"name": f"{name} {impl}", "attention": impl, "error": str(e)[:300]})
+                continue
             rows.append({**dataclasses.asdict(result), "attention": impl, "peak_flops": peak})
     return rows
 
@@ -219,7 +223,7 @@ def to_markdown(results: dict[str, list[dict[str, Any]]]) -> str:
     for suite, rows in results.items():
         if not rows:
             continue
-        keys = list(rows[0])
+        keys = list(dict.fromkeys(k for row in rows for k in row))  # union, first-seen order
         out.append(f"### {suite}\n")
         out.append("| " + " | ".join(keys) + " |")
         out.append("|" + "---|" * len(keys))

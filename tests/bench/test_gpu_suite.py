@@ -48,3 +48,19 @@ def test_rows_per_attention_kernel_on_cpu():
         assert r["flops_per_token"] == per_token
         assert r["tokens_per_sec"] > 0
         assert r["mfu"] == pytest.approx(r["tokens_per_sec"] * per_token / 1e10)
+
+
+def test_a_failing_configuration_is_a_row_not_a_crash(monkeypatch):
+    tiny = ModelConfig(vocab_size=128, d_model=32, num_heads=4, d_ff=64, num_layers=1, max_len=32)
+
+    def out_of_memory(name, cfg, **kwargs):
+        raise RuntimeError(f"RESOURCE_EXHAUSTED: out of memory while running {name}")
+
+    monkeypatch.setattr(suites, "benchmark_training", out_of_memory)
+    models = {
+        "a": (tiny, dict(batch_size=2, seq_len=32)),
+        "b": (tiny, dict(batch_size=2, seq_len=32)),
+    }
+    rows = suites.run_gpu(1, models=models, impls=("xla",), peak=1e10)
+    assert [r["name"] for r in rows] == ["a xla", "b xla"]
+    assert all("RESOURCE_EXHAUSTED" in r["error"] for r in rows)
