@@ -82,3 +82,59 @@ def test_launch_convert_and_decode(llama_dir, tmp_path):
         **env_run,
     )
     assert missing.returncode == 2 and "config.json not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_launch_train_fine_tunes_an_import_from_its_weights(llama_dir, tmp_path):
+    """experiments/workdir.py:W resumes the step-0 import: step 1's loss is the import's loss."""
+    import pathlib
+
+    from llm import data as data_lib
+    from llm import models
+    from llm.config import load_config
+    from llm.train.loop import train_and_evaluate
+    from llm.train.losses import cross_entropy_sums
+    from llm.train.metrics import read_metrics
+
+    workdir = tmp_path / "w"
+    import_to_workdir(llama_dir, workdir)
+    root = pathlib.Path(__file__).resolve().parents[2]
+    config = load_config(
+        f"{root}/experiments/workdir.py:{workdir}",
+        [
+            ("data.data_dir", str(tmp_path / "data")),
+            ("data.seq_len", "32"),
+            ("train.batch_size", "8"),
+            ("train.steps", "2"),
+            ("train.warmup_steps", "1"),
+            ("train.eval_every", "0"),
+            ("train.checkpoint_every", "2"),
+            ("train.log_every", "1"),
+            ("train.sample_tokens", "0"),
+        ],
+    )
+    train_and_evaluate(config, workdir)
+    losses = {r["step"]: r["loss"] for r in read_metrics(workdir) if "loss" in r}
+    assert sorted(losses) == [1, 2]
+
+    # The imported weights on the trainer's first batch (the data starts afresh).
+    run = restore_params(workdir, step=0)
+    first = next(
+        iter(
+            data_lib.make_iterator(
+                config.data,
+                split=config.data.train_split,
+                batch_size=8,
+                seed=config.train.seed,
+                shuffle=True,
+                num_epochs=None,
+            )
+        )
+    )
+    terms = models.build_model(run.model_cfg).apply(
+        {"params": run.params}, first, method="loss_terms"
+    )
+    logits, targets, weights = terms["lm"]
+    sums = cross_entropy_sums(logits, targets, weights)
+    expected = float(sums["loss_sum"] / sums["weight_sum"])
+    np.testing.assert_allclose(losses[1], expected, rtol=1e-5)
