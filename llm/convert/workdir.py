@@ -57,25 +57,19 @@ def experiment_config(
 def _train_state(config: ml_collections.ConfigDict, params: Any) -> Any:
     """Step-0 TrainState holding `params`, laid out as the trainer shards it."""
     from llm.train.loop import sequence_lengths
-    from llm.train.optim import make_optimizer
-    from llm.train.state import TrainState, abstract_state
+    from llm.train.program import build_train_program
+    from llm.train.state import TrainState
 
     model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
     mesh = make_mesh(config.mesh)
-    rules = resolve_rules(config.mesh.rules)
-    tx = make_optimizer(config.train)
     example = models.dummy_batch(model_cfg, 1, *sequence_lengths(config.data))
-    _, shardings = abstract_state(
-        jax.random.key(0),
-        model=models.build_model(model_cfg),
-        tx=tx,
-        example_batch=example,
-        mesh=mesh,
-        rules=rules,
+    program = build_train_program(
+        model_cfg, config.train, mesh, resolve_rules(config.mesh.rules), example
     )
+    shardings = program.state_shardings
     with jax.set_mesh(mesh):
         sharded = jax.device_put(params, shardings.params)
-        opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(sharded)
+        opt_state = jax.jit(program.tx.init, out_shardings=shardings.opt_state)(sharded)
         zero = jax.device_put(np.zeros((), np.int32), shardings.step)
     return TrainState(
         step=zero,
