@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from launch.cli import run_main
 
 _WORKDIR = flags.DEFINE_string("workdir", "", "Training workdir whose checkpoints to average.")
 _LAST = flags.DEFINE_integer("last", 5, "Number of newest checkpoints to average.")
@@ -52,12 +53,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Entry point: a missing checkpoint or bad flag is one 'error:' line and exit status 2."""
-    try:
-        app.run(main)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ writes config.json + model.safetensors that transformers' from_pretrained loads.
 
 from __future__ import annotations
 
-import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from launch.cli import run_main
 from llm.config import split_config_overrides
 
 _FROM_HF = flags.DEFINE_string("from_hf", "", "HF folder (config.json + safetensors) to import.")
@@ -75,12 +75,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Entry point: a bad folder or flag is one 'error:' line and exit status 2."""
-    try:
-        app.run(main, flags_parser=_parse)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main, flags_parser=_parse)
 
 
 if __name__ == "__main__":

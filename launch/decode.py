@@ -12,7 +12,9 @@ from __future__ import annotations
 import sys
 import warnings
 
-from absl import app, flags
+from absl import flags
+
+from launch.cli import run_main
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", "", "Training workdir (or its checkpoints/ or checkpoints/<step>/ dir)."
@@ -113,12 +115,7 @@ def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -
 def run() -> None:
     """Entry point: bad input or a missing checkpoint is one 'error:' line and exit status 2."""
     warnings.showwarning = _warn_to_stderr
-    try:
-        app.run(main)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ checkpoints (the row then also has eval/averaged_checkpoints=N).
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags
+from launch.cli import run_main
 
 _WORKDIR = flags.DEFINE_string("workdir", "", "Training workdir to evaluate.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -93,12 +93,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Entry point: a missing checkpoint or bad flag is one 'error:' line and exit status 2."""
-    try:
-        app.run(main)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)
 
 
 if __name__ == "__main__":

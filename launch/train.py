@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
+from absl import flags, logging
 
-from absl import app, flags, logging
-
+from launch.cli import run_main
 from llm.config import load_config, split_config_overrides
 
 DEFAULT_CONFIG = "experiments/tiny_lm.py"
@@ -81,12 +80,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Entry point that turns config errors into one clear line instead of a traceback."""
-    try:
-        app.run(main, flags_parser=_parse)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main, flags_parser=_parse)
 
 
 if __name__ == "__main__":
