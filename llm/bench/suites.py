@@ -13,67 +13,45 @@ from llm.bench.training import benchmark_training, compile_seconds
 from llm.models.config import ModelConfig
 
 # Small members of each family, sized for a CPU run of a few minutes.
+_SMALL_BASE = ModelConfig(
+    family="decoder",
+    vocab_size=8192,
+    d_model=256,
+    num_heads=4,
+    d_ff=1024,
+    num_layers=4,
+    max_len=256,
+)
+_SHAPE = dict(batch_size=8, seq_len=256)
 SMALL = {
-    "gpt (decoder)": (
-        ModelConfig(
-            family="decoder",
-            vocab_size=8192,
-            d_model=256,
-            num_heads=4,
-            d_ff=1024,
-            num_layers=4,
-            max_len=256,
-        ),
-        dict(batch_size=8, seq_len=256),
-    ),
+    "gpt (decoder)": (_SMALL_BASE, _SHAPE),
     "llama (decoder)": (
-        ModelConfig(
-            family="decoder",
-            vocab_size=8192,
-            d_model=256,
-            num_heads=4,
+        _SMALL_BASE.replace(
             num_kv_heads=2,
             d_ff=704,
-            num_layers=4,
-            max_len=256,
             position="rotary",
             norm="rmsnorm",
             activation="swiglu",
             use_bias=False,
             tie_embeddings=False,
         ),
-        dict(batch_size=8, seq_len=256),
+        _SHAPE,
     ),
     "bert (encoder)": (
-        ModelConfig(
-            family="encoder",
-            vocab_size=8192,
-            d_model=256,
-            num_heads=4,
-            d_ff=1024,
-            num_layers=4,
-            max_len=256,
-            pre_norm=False,
-            type_vocab_size=2,
-            activation="gelu_exact",
+        _SMALL_BASE.replace(
+            family="encoder", pre_norm=False, type_vocab_size=2, activation="gelu_exact"
         ),
-        dict(batch_size=8, seq_len=256),
+        _SHAPE,
     ),
     "aiayn (encoder_decoder)": (
-        ModelConfig(
+        _SMALL_BASE.replace(
             family="encoder_decoder",
-            vocab_size=8192,
-            d_model=256,
-            num_heads=4,
-            d_ff=1024,
-            num_layers=4,
-            max_len=256,
             position="sinusoidal",
             pre_norm=False,
             activation="relu",
             scale_embeddings=True,
         ),
-        dict(batch_size=8, seq_len=256, target_len=256),
+        dict(_SHAPE, target_len=256),
     ),
 }
 
