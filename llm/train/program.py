@@ -22,7 +22,7 @@ from llm import models
 from llm.parallel import batch_sharding, check_batch_size
 from llm.parallel.rules import LogicalRules
 from llm.train.optim import make_optimizer
-from llm.train.state import TrainState, abstract_state, create_sharded_state
+from llm.train.state import TrainState, abstract_state, init_sharded_state
 from llm.train.step import train_step
 
 
@@ -46,8 +46,7 @@ class TrainProgram:
 
     def init_state(self) -> TrainState:
         """A freshly initialised state, created directly in its shards."""
-        state, _ = create_sharded_state(self.rng, **self._state_kwargs())
-        return state
+        return init_sharded_state(self.rng, self.state_shardings, **self._state_kwargs())
 
     def abstract_batch(self) -> dict[str, jax.ShapeDtypeStruct]:
         """The example batch as sharded shapes (for lowering without data)."""

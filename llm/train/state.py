@@ -105,6 +105,22 @@ def abstract_state(
     return shaped, shardings
 
 
+def init_sharded_state(
+    rng: jax.Array,
+    shardings: TrainState,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    example_batch: Mapping[str, np.ndarray],
+    mesh: Mesh,
+    rules: LogicalRules,
+) -> TrainState:
+    """The state created directly in its shards (`shardings` from abstract_state)."""
+    init = functools.partial(_init_boxed, model=model, tx=tx, example_batch=example_batch)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        return jax.jit(functools.partial(_unboxed, init), out_shardings=shardings)(rng)
+
+
 def create_sharded_state(
     rng: jax.Array,
     *,
@@ -117,7 +133,4 @@ def create_sharded_state(
     """Returns (state, state_shardings), with the state created directly in its shards."""
     kwargs = dict(model=model, tx=tx, example_batch=example_batch, mesh=mesh, rules=rules)
     _, shardings = abstract_state(rng, **kwargs)
-    init = functools.partial(_init_boxed, model=model, tx=tx, example_batch=example_batch)
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        state = jax.jit(functools.partial(_unboxed, init), out_shardings=shardings)(rng)
-    return state, shardings
+    return init_sharded_state(rng, shardings, **kwargs), shardings
