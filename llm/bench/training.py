@@ -7,11 +7,13 @@ import time
 from collections.abc import Sequence
 
 import jax
+import ml_collections
 import numpy as np
 
 from llm import flops, models
+from llm.data.config import default_data_config
 from llm.models.config import ModelConfig
-from llm.parallel import make_mesh, resolve_rules
+from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
 from llm.train.program import TrainProgram, build_train_program
 
@@ -43,6 +45,22 @@ def random_batch(
     return batch
 
 
+def bench_config(
+    cfg: ModelConfig, batch_size: int, seq_len: int, target_len: int | None
+) -> ml_collections.ConfigDict:
+    """An experiment config training `cfg` with AdamW, data parallel, at the given shapes."""
+    config = ml_collections.ConfigDict()
+    config.model = cfg.to_dict()
+    config.data = default_data_config()
+    config.data.task = {"decoder": "lm", "encoder": "mlm", "encoder_decoder": "seq2seq"}[cfg.family]
+    config.data.seq_len = config.data.inputs_len = seq_len
+    config.data.targets_len = target_len or seq_len
+    config.train = default_train_config()
+    config.train.update(steps=1000, warmup_steps=10, batch_size=batch_size)
+    config.mesh = default_mesh_config("fsdp")
+    return config
+
+
 def _program(
     cfg: ModelConfig,
     batch_size: int,
@@ -51,11 +69,9 @@ def _program(
     devices: Sequence[jax.Device],
 ) -> tuple[TrainProgram, dict[str, jax.Array]]:
     """The trainer's program for `cfg` (AdamW, data parallel) and a random batch on its mesh."""
-    mesh = make_mesh({"data": -1, "fsdp": 1, "tensor": 1}, devices)
-    tcfg = default_train_config()
-    tcfg.update(steps=1000, warmup_steps=10, batch_size=batch_size)
     batch = random_batch(cfg, batch_size, seq_len, target_len)
-    program = build_train_program(cfg, tcfg, mesh, resolve_rules("fsdp"), batch)
+    config = bench_config(cfg, batch_size, seq_len, target_len)
+    program = build_train_program(config, devices=devices, example_batch=batch)
     return program, jax.device_put(batch, program.batch_sharding)
 
 

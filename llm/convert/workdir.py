@@ -19,7 +19,6 @@ from llm import models
 from llm.convert.api import load_hf, save_hf
 from llm.convert.hf_files import ConversionError
 from llm.data.config import default_data_config
-from llm.parallel import make_mesh, resolve_rules
 from llm.parallel.config import default_mesh_config
 from llm.train import checkpoint as ckpt_lib
 from llm.train.config import default_train_config
@@ -56,16 +55,11 @@ def experiment_config(
 
 def _train_state(config: ml_collections.ConfigDict, params: Any) -> Any:
     """Step-0 TrainState holding `params`, laid out as the trainer shards it."""
-    from llm.train.loop import sequence_lengths
     from llm.train.program import build_train_program
     from llm.train.state import TrainState
 
-    model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
-    mesh = make_mesh(config.mesh)
-    example = models.dummy_batch(model_cfg, 1, *sequence_lengths(config.data))
-    program = build_train_program(
-        model_cfg, config.train, mesh, resolve_rules(config.mesh.rules), example
-    )
+    program = build_train_program(config)
+    mesh = program.mesh
     shardings = program.state_shardings
     with jax.set_mesh(mesh):
         sharded = jax.device_put(params, shardings.params)

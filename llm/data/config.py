@@ -138,3 +138,10 @@ def validate(data_cfg: ml_collections.ConfigDict) -> None:
         raise ValueError("data.chunk_size and data.num_packing_bins must be >= 1.")
     if data_cfg.num_workers < 0:
         raise ValueError(f"data.num_workers={data_cfg.num_workers}; must be >= 0.")
+
+
+def sequence_lengths(data_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """Row lengths of a batch: (seq_len,) for lm/mlm, (inputs_len, targets_len) for seq2seq."""
+    if data_cfg.task == "seq2seq":
+        return (data_cfg.inputs_len, data_cfg.targets_len)
+    return (data_cfg.seq_len,)

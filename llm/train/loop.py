@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import time
@@ -15,21 +14,15 @@ import numpy as np
 from absl import logging
 
 from llm import data as data_lib
-from llm import models
+from llm.data.config import sequence_lengths
 from llm.flops import mfu, train_flops_per_token
-from llm.parallel import (
-    check_batch_size,
-    host_batch_to_global,
-    make_mesh,
-    resolve_rules,
-)
+from llm.parallel import host_batch_to_global
 from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
 from llm.train import checkpoint as ckpt_lib
 from llm.train.metrics import MetricWriter
 from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.program import build_train_program
 from llm.train.state import TrainState
-from llm.train.step import eval_step
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -51,13 +44,6 @@ def _check_nonfinite(in_row: int, step: int, cfg: ml_collections.ConfigDict) -> 
             "config.train.learning_rate, enable grad_clip_norm or z_loss, or raise "
             f"config.train.max_nonfinite_steps={cfg.max_nonfinite_steps}."
         )
-
-
-def sequence_lengths(data_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
-    """Row lengths of a batch: (seq_len,) for lm/mlm, (inputs_len, targets_len) for seq2seq."""
-    if data_cfg.task == "seq2seq":
-        return (data_cfg.inputs_len, data_cfg.targets_len)
-    return (data_cfg.seq_len,)
 
 
 def _summarize_eval(sums: dict[str, float]) -> dict[str, float]:
@@ -93,19 +79,18 @@ class Trainer:
         self.workdir = pathlib.Path(workdir)
         tcfg = config.train
         validate_train_config(tcfg)
-        self.model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
-        mesh = make_mesh(config.mesh, devices)
-        rules = resolve_rules(config.mesh.rules)
-        check_batch_size(tcfg.batch_size, mesh, rules)
-        if tcfg.microbatches < 1 or (tcfg.batch_size // jax.process_count()) % tcfg.microbatches:
-            raise ValueError(
-                f"config.train.microbatches={tcfg.microbatches} must be >= 1 and divide the "
-                f"per-process batch {tcfg.batch_size // jax.process_count()}."
-            )
+        self.program = build_train_program(config, devices=devices)
+        self.model_cfg, self.model = self.program.model_cfg, self.program.model
+        self.mesh, self.rules = self.program.mesh, self.program.rules
         self.local_batch_size = tcfg.batch_size // jax.process_count()
 
         data_lib.ensure_dataset(config.data)
         self.tokenizer = data_lib.get_tokenizer(config.data)
+        if self.tokenizer.vocab_size > self.model_cfg.vocab_size:
+            raise ValueError(
+                f"config.model.vocab_size={self.model_cfg.vocab_size} is smaller than the "
+                f"tokenizer's {self.tokenizer.vocab_size} ids; raise it to at least that."
+            )
         self.train_iter = data_lib.make_iterator(
             config.data,
             split=config.data.train_split,
@@ -115,25 +100,6 @@ class Trainer:
             shard_count=jax.process_count(),
             shuffle=True,
             num_epochs=None,
-        )
-        if self.tokenizer.vocab_size > self.model_cfg.vocab_size:
-            raise ValueError(
-                f"config.model.vocab_size={self.model_cfg.vocab_size} is smaller than the "
-                f"tokenizer's {self.tokenizer.vocab_size} ids; raise it to at least that."
-            )
-        example = models.dummy_batch(
-            self.model_cfg, tcfg.batch_size, *sequence_lengths(config.data)
-        )
-        self.program = build_train_program(self.model_cfg, tcfg, mesh, rules, example)
-        self.model, self.tx = self.program.model, self.program.tx
-        self.mesh, self.rules = mesh, rules
-        self.batch_sharding = self.program.batch_sharding
-        self.abstract_state = self.program.abstract_state
-        self.state_shardings = self.program.state_shardings
-        self.train_step = self.program.train_step
-        self.eval_step = jax.jit(
-            functools.partial(eval_step, model=self.model),
-            in_shardings=(self.state_shardings.params, self.batch_sharding),
         )
         self.manager = ckpt_lib.make_manager(
             self.workdir,
@@ -157,7 +123,7 @@ class Trainer:
                 step,
             )
             data_iter = None
-        restored = ckpt_lib.restore(self.manager, self.abstract_state, data_iter)
+        restored = ckpt_lib.restore(self.manager, self.program.abstract_state, data_iter)
         if restored is not None:
             state, step = restored
             logging.info("Resumed from %s at step %d.", self.manager.directory, step)
@@ -166,7 +132,7 @@ class Trainer:
 
     def to_global(self, host_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """Host-local numpy batch -> global arrays sharded over the batch axes."""
-        return host_batch_to_global(host_batch, self.batch_sharding)
+        return host_batch_to_global(host_batch, self.program.batch_sharding)
 
     def evaluate(self, params: Any) -> dict[str, float]:
         """Runs `eval_steps` batches (or the whole split when <= 0) and summarises them."""
@@ -186,7 +152,7 @@ class Trainer:
             for i, batch in enumerate(eval_iter):
                 if 0 < cfg.train.eval_steps <= i:
                     break
-                sums = jax.device_get(self.eval_step(params, self.to_global(batch)))
+                sums = jax.device_get(self.program.eval_step(params, self.to_global(batch)))
                 for k, v in sums.items():
                     totals[k] = totals.get(k, 0.0) + float(v)
         if not totals:
@@ -238,7 +204,7 @@ class Trainer:
             for step in range(start + 1, end + 1):
                 batch = self.to_global(next(self.train_iter))
                 profiler.before_step(step)
-                state, metrics = self.train_step(state, batch)
+                state, metrics = self.program.train_step(state, batch)
                 profiler.after_step(step, metrics)
                 if preemption.should_stop(step):
                     self.preempted_at = step

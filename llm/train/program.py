@@ -1,17 +1,19 @@
-"""The compiled pieces of a training run: model, optimizer, mesh, state shardings, jitted step.
+"""The compiled pieces of a training run: model, optimizer, mesh, state shardings, jitted steps.
 
-One builder serves the trainer (`llm.train.loop`), ahead-of-time compilation
-(`llm.train.aot`) and the benchmarks (`llm.bench.training`), so all three compile
-the same program.
+`build_train_program(config)` is the one path from an experiment config to a program:
+the trainer (`llm.train.loop`), ahead-of-time compilation (`llm.train.aot`), the planner
+(`llm.train.plan`), checkpoint import (`llm.convert.workdir`) and the benchmarks
+(`llm.bench.training`) all call it, so all of them compile the same step.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -19,11 +21,12 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 
 from llm import models
-from llm.parallel import batch_sharding, check_batch_size
+from llm.data.config import sequence_lengths
+from llm.parallel import batch_sharding, check_batch_size, make_mesh, resolve_rules
 from llm.parallel.rules import LogicalRules
 from llm.train.optim import make_optimizer
 from llm.train.state import TrainState, abstract_state, init_sharded_state
-from llm.train.step import train_step
+from llm.train.step import eval_step, train_step
 
 
 @dataclasses.dataclass
@@ -43,6 +46,8 @@ class TrainProgram:
     state_shardings: TrainState
     # jit(train_step) with state/batch shardings and the state donated.
     train_step: Callable[..., tuple[TrainState, dict[str, jax.Array]]]
+    # jit(eval_step): (params, batch) -> summed NLL/correct/weights per loss term.
+    eval_step: Callable[..., dict[str, jax.Array]]
 
     def init_state(self) -> TrainState:
         """A freshly initialised state, created directly in its shards."""
@@ -55,6 +60,11 @@ class TrainProgram:
             for k, v in self.example_batch.items()
         }
 
+    def lower_train_step(self) -> jax.stages.Lowered:
+        """The train step lowered on abstract state and batch (nothing is allocated)."""
+        with jax.set_mesh(self.mesh):
+            return self.train_step.lower(self.abstract_state, self.abstract_batch())
+
     def _state_kwargs(self) -> dict[str, Any]:
         return dict(
             model=self.model,
@@ -65,15 +75,55 @@ class TrainProgram:
         )
 
 
+def under_rules(fn: Callable[..., Any], rules: LogicalRules) -> Callable[..., Any]:
+    """`fn` traced with the logical-axis rules in scope.
+
+    Flax's `with_logical_constraint` is a silent no-op without rules in scope. A step
+    traced without them keeps none of the models' activation constraints, and XLA then
+    propagates the parameters' FSDP sharding into the activations: the whole global
+    batch ends up on every device (16.7x the activation memory of a lean step on a
+    64-chip GPT-3 6.7B run, issue #12).
+    """
+
+    @functools.wraps(fn)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        with nn.logical_axis_rules(rules):
+            return fn(*args, **kwargs)
+
+    return traced
+
+
+def check_microbatches(train_cfg: ml_collections.ConfigDict) -> None:
+    """Raises when `train.microbatches` does not split the per-process batch."""
+    per_process = train_cfg.batch_size // jax.process_count()
+    if train_cfg.microbatches < 1 or per_process % train_cfg.microbatches:
+        raise ValueError(
+            f"config.train.microbatches={train_cfg.microbatches} must be >= 1 and divide the "
+            f"per-process batch {per_process}."
+        )
+
+
 def build_train_program(
-    model_cfg: models.ModelConfig,
-    train_cfg: ml_collections.ConfigDict,
-    mesh: Mesh,
-    rules: LogicalRules,
-    example_batch: Mapping[str, np.ndarray],
+    config: ml_collections.ConfigDict,
+    *,
+    devices: Sequence[jax.Device] | None = None,
+    example_batch: Mapping[str, np.ndarray] | None = None,
 ) -> TrainProgram:
-    """Builds model, optimizer, state shardings and the jitted train step for a mesh."""
+    """Model, mesh, rules, optimizer, state shardings and the jitted steps of `config`.
+
+    `devices` default to all devices (a TPU topology's devices compile for that TPU);
+    `example_batch` defaults to a zero batch of the config's global batch and lengths.
+    """
+    model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
+    train_cfg = config.train
+    mesh = make_mesh(config.mesh, devices)
+    rules = resolve_rules(config.mesh.rules)
     check_batch_size(train_cfg.batch_size, mesh, rules)
+    check_microbatches(train_cfg)
+    if example_batch is None:
+        example_batch = models.dummy_batch(
+            model_cfg, train_cfg.batch_size, *sequence_lengths(config.data)
+        )
     model = models.build_model(model_cfg)
     tx = make_optimizer(train_cfg)
     rng = jax.random.key(train_cfg.seed)
@@ -82,18 +132,25 @@ def build_train_program(
     )
     data_sharding = batch_sharding(mesh, rules)
     step = jax.jit(
-        functools.partial(
-            train_step,
-            model=model,
-            tx=tx,
-            seed=train_cfg.seed,
-            label_smoothing=train_cfg.label_smoothing,
-            z_loss=train_cfg.z_loss,
-            microbatches=train_cfg.microbatches,
+        under_rules(
+            functools.partial(
+                train_step,
+                model=model,
+                tx=tx,
+                seed=train_cfg.seed,
+                label_smoothing=train_cfg.label_smoothing,
+                z_loss=train_cfg.z_loss,
+                microbatches=train_cfg.microbatches,
+            ),
+            rules,
         ),
         in_shardings=(shardings, data_sharding),
         out_shardings=(shardings, None),
         donate_argnums=(0,),
+    )
+    evaluate = jax.jit(
+        under_rules(functools.partial(eval_step, model=model), rules),
+        in_shardings=(shardings.params, data_sharding),
     )
     return TrainProgram(
         model_cfg=model_cfg,
@@ -107,4 +164,5 @@ def build_train_program(
         abstract_state=abstract,
         state_shardings=shardings,
         train_step=step,
+        eval_step=evaluate,
     )

@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
 from llm import models
+from llm.data.config import sequence_lengths
 from llm.parallel import make_mesh, resolve_rules
 from llm.parallel.rules import LogicalRules
 from llm.train.state import abstract_state
@@ -142,8 +143,6 @@ def abstract_params(
     config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh, rules: LogicalRules
 ) -> Any:
     """ShapeDtypeStructs (with shardings) of the params, as the training loop lays them out."""
-    from llm.train.loop import sequence_lengths  # loop imports data; keep restore light to import
-
     model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
     # Batch 1 suffices for shapes: params do not depend on the batch. The
     # optimizer is irrelevant to params, so none is built (its state layout may
