@@ -9,32 +9,17 @@ embedding lookup are ignored (they are not matmuls).
 
 from __future__ import annotations
 
+from llm.hardware import CHIPS, chip_of
 from llm.models.config import ModelConfig
 
 # Dense bf16 matmul peaks per chip, FLOP/s (vendor datasheets, no sparsity).
-PEAK_FLOPS = {
-    "a100": 312e12,
-    "h100": 989e12,
-    "h200": 989e12,
-    "tpu_v4": 275e12,
-    "tpu_v5e": 197e12,
-    "tpu_v5p": 459e12,
-    "tpu_v6e": 918e12,
-}
-
-
-# jax's device_kind of chips whose marketing name differs.
-_DEVICE_KIND_ALIASES = {"tpu_v5_lite": "tpu_v5e", "tpu_v6_lite": "tpu_v6e", "tpu_v5": "tpu_v5p"}
+PEAK_FLOPS = {name: chip.peak_flops for name, chip in CHIPS.items()}
 
 
 def peak_flops_of(device_kind: str) -> float | None:
     """The datasheet peak of a device kind such as 'NVIDIA H200' or 'TPU v5p', if known."""
-    key = device_kind.lower().replace("nvidia", "").replace(" ", "_").strip("_")
-    key = _DEVICE_KIND_ALIASES.get(key, key)
-    for name, peak in PEAK_FLOPS.items():
-        if name == key or key.startswith(name) or name.replace("_", "") == key.replace("_", ""):
-            return peak
-    return None
+    chip = chip_of(device_kind)
+    return chip.peak_flops if chip else None
 
 
 def _layer_matmul_params(cfg: ModelConfig, cross: bool) -> int:
@@ -85,3 +70,38 @@ def train_flops_per_token(cfg: ModelConfig, seq_len: int, target_len: int | None
 def mfu(tokens_per_sec: float, flops_per_token: float, peak_flops: float) -> float:
     """Model FLOPs utilisation: achieved model FLOP/s over the peak."""
     return tokens_per_sec * flops_per_token / peak_flops
+
+
+def train_flops_per_step(
+    cfg: ModelConfig, batch_size: int, seq_len: int, target_len: int | None = None
+) -> float:
+    """Model FLOPs of one training step over the whole mesh (what MFU counts)."""
+    return batch_size * (target_len or seq_len) * train_flops_per_token(cfg, seq_len, target_len)
+
+
+def hardware_flops_per_token(
+    cfg: ModelConfig, seq_len: int, target_len: int | None = None
+) -> float:
+    """Training FLOPs per (target) token including rematerialisation's recomputation.
+
+    remat='full' runs each layer's forward pass twice; 'dots' saves the projections and
+    recomputes only the attention score and mixing einsums (they have batch dimensions,
+    so dots_with_no_batch_dims_saveable does not save them); 'none' recomputes nothing.
+    """
+    model = train_flops_per_token(cfg, seq_len, target_len)
+    if cfg.remat == "none":
+        return model
+    head = 2 * cfg.d_model * cfg.vocab_size * 3  # the LM head is outside the remat'd layers
+    layers_forward = (model - head) / 3
+    if cfg.remat == "full":
+        return model + layers_forward
+    attention = _attention_flops(cfg, seq_len, seq_len) * (
+        cfg.num_layers if cfg.family != "encoder_decoder" else cfg.encoder_layers
+    )
+    if cfg.family == "encoder_decoder":
+        target_len = target_len or seq_len
+        attention = attention * seq_len / target_len + cfg.decoder_layers * (
+            _attention_flops(cfg, target_len, target_len)
+            + _attention_flops(cfg, target_len, seq_len)
+        )
+    return model + attention

@@ -78,3 +78,32 @@ def test_mfu_and_6n_rule_for_a_large_decoder():
     # 6N for the weights plus 12 * layers * d * T for attention (PaLM, appendix B).
     assert per_token == 6 * n_matmul + 12 * 12 * 768 * 1024
     assert flops.mfu(1000.0, per_token, per_token * 2000.0) == 0.5
+
+
+def test_hardware_flops_add_what_remat_recomputes():
+    cfg = ModelConfig(
+        family="decoder", vocab_size=1000, d_model=256, num_heads=4, d_ff=1024, num_layers=4
+    )
+    seq = 512
+    model = flops.train_flops_per_token(cfg, seq)
+    head = 3 * 2 * 256 * 1000
+    layers_fwd = (model - head) / 3
+    attention_fwd = 4 * 2 * 2 * 256 * seq  # scores + mixing, 4 layers
+    assert flops.hardware_flops_per_token(cfg.replace(remat="none"), seq) == model
+    assert flops.hardware_flops_per_token(cfg.replace(remat="full"), seq) == pytest.approx(
+        model + layers_fwd
+    )
+    assert flops.hardware_flops_per_token(cfg.replace(remat="dots"), seq) == pytest.approx(
+        model + attention_fwd
+    )
+    assert flops.train_flops_per_step(cfg, 8, seq) == 8 * seq * model
+
+
+def test_peak_flops_come_from_the_chip_table():
+    from llm.hardware import CHIPS, get_chip
+
+    assert flops.PEAK_FLOPS == {name: chip.peak_flops for name, chip in CHIPS.items()}
+    assert get_chip("TPU v5 lite").name == "tpu_v5e"
+    assert get_chip("NVIDIA H100 80GB HBM3").name == "h100"
+    with pytest.raises(ValueError, match="Unknown chip 'tpu_v9'.*h100"):
+        get_chip("tpu_v9")
