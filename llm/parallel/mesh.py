@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -46,11 +47,30 @@ def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int,
     return tuple(shape)
 
 
+def _device_grid(shape: tuple[int, ...], devices: Sequence[jax.Device]) -> np.ndarray:
+    """Devices arranged in `shape`, following the physical topology where JAX knows it."""
+    slices = sorted({getattr(d, "slice_index", 0) or 0 for d in devices})
+    if len(slices) > 1:
+        # Several TPU slices talk over the data-centre network: only data parallelism
+        # (a gradient all-reduce per step) crosses them; fsdp and tensor stay inside one.
+        if shape[0] % len(slices):
+            raise ValueError(
+                f"config.mesh.data={shape[0]} must be a multiple of the {len(slices)} slices: "
+                "data parallelism is what crosses slices."
+            )
+        per_slice = (shape[0] // len(slices), *shape[1:])
+        return mesh_utils.create_hybrid_device_mesh(
+            per_slice, (len(slices), 1, 1), devices, allow_split_physical_axes=True
+        )
+    # Splitting physical axes lets a 4x4x4 TPU slice hold mesh axes of size 2 or 8.
+    return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+
+
 def make_mesh(sizes: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
     """Builds a mesh over `devices` (default: all) with Auto axis types for Flax constraints."""
     devices = list(devices if devices is not None else jax.devices())
     shape = resolve_mesh_shape(sizes, len(devices))
     # Auto axes: Flax logical constraints are sharding hints, not explicit-sharding types.
-    return jax.make_mesh(
-        shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices
+    return Mesh(
+        _device_grid(shape, devices), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES)
     )
