@@ -1,24 +1,44 @@
-"""Compile a config's train step ahead of time and report memory, FLOPs and shardings.
+"""Compile a config's train step ahead of time and report memory, FLOPs and estimates.
 
-`python -m launch.compile --config=experiments/X.py[:arg] --devices=N [--hbm_gib=80]`
-simulates N CPU devices, so a pod-sized mesh is checked on a laptop. Exits 1 when the
-per-device peak exceeds --hbm_gib. A model dtype of `auto` resolves to float32 on these
-CPU devices; pass --config.model.dtype=bfloat16 to size activations as an accelerator
-run would (the paper experiments set bfloat16 explicitly).
+    python -m launch.compile --config=experiments/X.py[:arg] --topology=v5p:4x4x4
+    python -m launch.compile --config=experiments/X.py[:arg] --devices=8 --chip=h100
+
+`--topology` compiles with the real TPU compiler for that TPU slice (libtpu, the
+`[tpu]` extra; nothing runs) and adds its step-time estimate. `--devices=N` simulates
+N CPU devices (XLA:CPU's memory assignment; `--chip` names the accelerator whose
+memory budget applies). Exits 1 when the step does not fit the budget: `--hbm_gib`,
+else the chip's memory. A model dtype of `auto` resolves to float32 on CPU devices;
+the paper experiments set bfloat16 explicitly so that their activations are sized as
+an accelerator run's.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from launch.cli import run_main, simulate_cpu_devices, target_devices
 from llm.config import load_config, split_config_overrides
 
 _CONFIG = flags.DEFINE_string("config", "experiments/tiny_lm.py", "Experiment config[:arg].")
-_DEVICES = flags.DEFINE_integer("devices", 8, "Simulated CPU devices (mesh size).")
-_HBM_GIB = flags.DEFINE_float("hbm_gib", 0.0, "Per-device memory budget in GiB (0: no check).")
+_TOPOLOGY = flags.DEFINE_string(
+    "topology", "", "TPU topology as JAX spells it (v4:2x2x2, v5e:4x4, v5p:4x4x4, v6e:8x8)."
+)
+_SLICES = flags.DEFINE_integer("slices", 1, "Copies of --topology (multi-slice).")
+_DEVICES = flags.DEFINE_integer("devices", 8, "Simulated CPU devices when no --topology.")
+_CHIP = flags.DEFINE_string(
+    "chip", "", "Accelerator whose HBM and peak apply to CPU devices (h100, tpu_v5p, ...)."
+)
+_HBM_GIB = flags.DEFINE_float(
+    "hbm_gib", None, "Per-device memory budget in GiB (default: the chip's; 0: no check)."
+)
+_ESTIMATE = flags.DEFINE_bool(
+    "estimate",
+    None,
+    "Also compile the step unrolled at depth 2 to extrapolate FLOPs and the TPU compiler's "
+    "step-time estimate over all layers (default: on with --topology).",
+)
 
 _OVERRIDES: list[tuple[str, str]] = []
 
@@ -27,31 +47,32 @@ def _parse(argv: list[str]) -> list[str]:
     rest, overrides = split_config_overrides(argv)
     _OVERRIDES.extend(overrides)
     parsed = flags.FLAGS(rest)
-    # Must be set before JAX initialises its CPU backend.
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + f" --xla_force_host_platform_device_count={_DEVICES.value}"
-    )
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    simulate_cpu_devices(_DEVICES.value)
     return parsed
 
 
 def main(argv: list[str]) -> None:
-    del argv
-    import jax
+    if len(argv) > 1:
+        raise ValueError(f"Unexpected arguments {argv[1:]}.")
+    from llm.hardware import GIB, get_chip
+    from llm.train.aot import budget_advice, compile_train_step
 
-    from llm.train.aot import GIB, budget_advice, compile_train_step
-
+    if _HBM_GIB.value is not None and _HBM_GIB.value < 0:
+        raise ValueError(f"--hbm_gib={_HBM_GIB.value} must be >= 0 (0: no budget check).")
     config = load_config(_CONFIG.value, _OVERRIDES)
-    report = compile_train_step(config, jax.devices()[: _DEVICES.value])
+    devices = target_devices(_TOPOLOGY.value, _SLICES.value, _DEVICES.value)
+    chip = get_chip(_CHIP.value) if _CHIP.value else None
+    estimate = bool(_TOPOLOGY.value) if _ESTIMATE.value is None else _ESTIMATE.value
+    report = compile_train_step(config, devices, estimate_time=estimate, chip=chip)
     print(report.format())
-    if _HBM_GIB.value > 0:
-        advice = budget_advice(report, _HBM_GIB.value * GIB)
+    budget = _HBM_GIB.value * GIB if _HBM_GIB.value is not None else report.hbm_bytes
+    if budget:
+        advice = budget_advice(report, budget)
         if advice:
             print(f"error: {advice}", file=sys.stderr)
             sys.exit(1)
-        print(f"fits: peak {report.peak_bytes / GIB:.2f} GiB <= {_HBM_GIB.value} GiB per device")
+        print(f"fits: peak {report.peak_bytes / GIB:.2f} GiB <= {budget / GIB:.2f} GiB per device")
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse)
+    run_main(main, flags_parser=_parse)
