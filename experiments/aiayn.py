@@ -13,7 +13,7 @@ Args: 'base' (default), 'big', 'tiny' (number words -> digits, trains on CPU).
 import ml_collections
 
 from llm.data.config import default_data_config
-from llm.models.presets import get_preset
+from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
 
@@ -28,6 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     # Model: post-LN encoder-decoder, sinusoidal positions, shared scaled embeddings.
     config.model = get_preset("aiayn_big" if size == "big" else "aiayn_base")
+    # Pad the embedding to a multiple of 128 rows (37000 -> 37120) so that the vocabulary
+    # splits over tensor-parallel meshes; the tokenizer's 37000 ids are unchanged.
+    config.model.vocab_size = padded_vocab(config.model.vocab_size)
     # Data: WMT14 English -> German, one shared 37000-piece BPE vocabulary.
     config.data = default_data_config()
     config.data.dataset = "wmt14_translate/de-en"

@@ -12,7 +12,7 @@ Args: 'base' (default), 'large', 'tiny' (generated documents, bytes, CPU; pre-LN
 import ml_collections
 
 from llm.data.config import default_data_config
-from llm.models.presets import get_preset
+from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
 
@@ -25,6 +25,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     # Model: the paper's encoder with MLM and NSP heads.
     config.model = get_preset("bert_large" if size == "large" else "bert_base")
+    # Pad the embedding to a multiple of 128 rows (30522 -> 30592) so that the vocabulary
+    # splits over tensor-parallel meshes; the tokenizer's 30522 ids are unchanged.
+    config.model.vocab_size = padded_vocab(config.model.vocab_size)
     # Data: English Wikipedia, MLM with next-sentence pairs, rows of 512.
     config.data = default_data_config()
     config.data.dataset = "wikipedia/20230601.en"

@@ -11,7 +11,7 @@ Args: '124m' (default), '355m', '774m', '1558m', 'tiny'.
 import ml_collections
 
 from llm.data.config import default_data_config
-from llm.models.presets import get_preset
+from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.tiny import shrink_decoder
 from llm.train.config import default_train_config
@@ -34,6 +34,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Model: the paper's architecture (llm/models/presets.py).
     preset, lr = SIZES.get(size, ("gpt2_124m", 6e-4))
     config.model = get_preset(preset, scan_layers=True, remat="dots", dtype="bfloat16")
+    # Pad the embedding to a multiple of 128 rows (50257 -> 50304) so that the vocabulary
+    # splits over tensor-parallel meshes; the tokenizer's 50257 ids are unchanged.
+    config.model.vocab_size = padded_vocab(config.model.vocab_size)
     # Data: C4 English with a 50257-token BPE-like sentencepiece vocabulary, rows of 1024.
     config.data = default_data_config()
     config.data.dataset = "c4/en"

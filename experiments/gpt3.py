@@ -10,7 +10,7 @@ Args: '125m' (default), '350m', '760m', '1.3b', '2.7b', '6.7b', '13b', '175b', '
 import ml_collections
 
 from llm.data.config import default_data_config
-from llm.models.presets import get_preset
+from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.tiny import shrink_decoder
 from llm.train.config import default_train_config
@@ -42,6 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Model: Table 2.1 sizes; dense attention (the paper's alternating sparse layers
     # are not modelled), bf16 compute, scanned and rematerialised layers.
     config.model = get_preset(preset, scan_layers=True, remat="dots", dtype="bfloat16")
+    # Pad the embedding to a multiple of 128 rows (50257 -> 50304) so that the vocabulary
+    # splits over tensor-parallel meshes; the tokenizer's 50257 ids are unchanged.
+    config.model.vocab_size = padded_vocab(config.model.vocab_size)
     # Data: C4 English, a 50257-token BPE-style sentencepiece vocabulary, rows of 2048.
     config.data = default_data_config()
     config.data.dataset = "c4/en"

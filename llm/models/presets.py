@@ -265,6 +265,11 @@ PAPER_PARAMS: dict[str, float] = {
 }
 
 
+def padded_vocab(size: int, multiple: int = 128) -> int:
+    """`size` rounded up to a multiple: the rows split over tensor-parallel meshes and tiles."""
+    return -(-size // multiple) * multiple
+
+
 def get_preset(name: str, **overrides: Any) -> ConfigDict:
     """The named preset's dict with overrides applied; unknown names list the presets."""
     if name not in PRESETS:
