@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
         if sources.base_name(dataset) in sources.GENERATED:
             cfg = config_lib.default_data_config()
             cfg.dataset, cfg.data_dir = dataset, _DATA_DIR.value
-            sources.ensure_dataset(cfg)
+            prepare.ensure_dataset(cfg)
         else:
             prepare.prepare_tfds(dataset, _DATA_DIR.value, manual_dir=_MANUAL_DIR.value)
     else:

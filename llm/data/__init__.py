@@ -20,13 +20,8 @@ from llm.data.pipeline import (
     make_task,
     split_stats,
 )
-from llm.data.sources import (
-    DatasetNotPreparedError,
-    ensure_dataset,
-    get_source,
-    pair_keys,
-    text_key,
-)
+from llm.data.prepare import ensure_dataset
+from llm.data.sources import DatasetNotPreparedError, get_source, pair_keys, text_key
 from llm.data.tokenizers import ByteTokenizer, Tokenizer, get_tokenizer
 
 __all__ = [

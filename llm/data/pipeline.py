@@ -19,9 +19,7 @@ from absl import flags
 
 from llm.data import config as config_lib
 from llm.data import packing, sources, token_cache, tokenizers
-from llm.data.lm import LMTask
-from llm.data.mlm import MLMTask
-from llm.data.seq2seq import Seq2SeqTask
+from llm.data.tasks import LMTask, MLMTask, Seq2SeqTask, Task
 
 _TASKS = {"lm": LMTask, "seq2seq": Seq2SeqTask, "mlm": MLMTask}
 
@@ -30,8 +28,8 @@ def make_task(
     data_cfg: ml_collections.ConfigDict,
     tok: tokenizers.Tokenizer,
     records: Sequence[Any] | None = None,
-) -> Any:
-    """The task object of a config: encode(), example(), lengths, to_batch()."""
+) -> Task:
+    """The task of a config (data.task); MLM's NSP draws from `records`."""
     if data_cfg.task == "mlm":
         return MLMTask(data_cfg, tok, records)
     return _TASKS[data_cfg.task](data_cfg, tok)
@@ -44,22 +42,23 @@ class ChunkToRows(grain.transforms.RandomMap):
         self,
         source: Sequence[Any],
         decode: Callable[[Any], Mapping[str, np.ndarray]] | None,
-        task: Any,
-        open_rows: int,
+        task: Task,
     ):
         self._source = source
         self._decode = decode
         self._task = task
-        self._open_rows = open_rows
 
     def random_map(self, indices: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         items = token_cache.read_records(self._source, indices.tolist())
         if self._decode is not None:
             items = [self._decode(x) for x in items]
         columns, meta = self._task.chunk(items, rng, ids=self._decode is not None)
-        open_rows = getattr(self._task, "open_rows", self._open_rows)
         rows = packing.make_rows(
-            columns, self._task.lengths, pack=self._task.pack, open_rows=open_rows, meta=meta
+            columns,
+            self._task.lengths,
+            pack=self._task.pack,
+            open_rows=self._task.open_rows,
+            meta=meta,
         )
         return self._task.to_batch(rows)
 
@@ -150,7 +149,7 @@ def make_dataset(
     )
     task = make_task(data_cfg, tok, shard_records)
     chunks = indices.batch(data_cfg.chunk_size).random_map(
-        ChunkToRows(records, decode, task, data_cfg.num_packing_bins), seed=seed
+        ChunkToRows(records, decode, task), seed=seed
     )
     # One chunk in flight per thread: grain's default buffer (500 elements)
     # would hold 500 chunks, gigabytes at long seq_len.

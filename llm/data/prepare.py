@@ -10,14 +10,38 @@ import ml_collections
 import tensorflow_datasets as tfds
 
 from llm.data import config as config_lib
-from llm.data import sources
+from llm.data import pipeline, sources, tokenizers
 
-# launch.prepare --kind -> builder name (one builder module per kind).
+# launch.prepare --kind -> builder name (llm.data.builders.local).
 LOCAL_KINDS = {
     "text": "local_text",
     "parallel": "local_parallel",
     "summarization": "local_summarization",
 }
+
+
+def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
+    """Builds a missing generated dataset; fails clearly on a missing real one.
+
+    Returns the resolved data_dir. Call it once, before make_iterator. With
+    data.token_cache it also tokenizes the train and eval splits once (and a
+    sentencepiece tokenizer is trained first if it has to be).
+    Several processes building the same generated dataset at once is safe in
+    that TFDS writes to a temporary directory and renames it, but wasteful:
+    multi-host runs should call this on one process first.
+    """
+    data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
+    if sources.base_name(data_cfg.dataset) in sources.GENERATED:
+        b = sources.builder(data_cfg.dataset, data_dir)
+        if not b.is_prepared():
+            os.makedirs(data_dir, exist_ok=True)
+            b.download_and_prepare()
+    # Reading the train split is the real check (and works under
+    # tfds.testing.mock_data, where nothing is prepared on disk).
+    sources.get_source(data_cfg, data_cfg.train_split)
+    if data_cfg.get("token_cache"):
+        pipeline.build_token_caches(data_cfg)
+    return data_dir
 
 
 def prepare_local(
@@ -48,10 +72,11 @@ def prepare_local(
                 raise FileNotFoundError(f"Input file {path!r} of split {split!r} does not exist.")
     builder_name = LOCAL_KINDS[kind]
     sources.register(builder_name)
-    from llm.data.builders.local import LocalConfig
-
     cls = tfds.builder_cls(builder_name)
-    config = LocalConfig(
+    # The builder's config class (builders.local.LocalConfig), taken from the
+    # class: importing its module at the top would register the local_*
+    # builders with TFDS whenever llm.data is imported.
+    config = cls.BUILDER_CONFIG_CLS(
         name=name,
         files={s: [os.path.abspath(p) for p in ps] for s, ps in files.items()},
         doc_sep=doc_sep,
@@ -93,10 +118,6 @@ def prepare_tokens(
     Returns vocab_size, the cache paths and per-split truncation counts;
     splits the dataset does not have are skipped.
     """
-    # Imported here: pipeline imports the task modules, which the
-    # file-building functions above never need.
-    from llm.data import pipeline, tokenizers
-
     tok = tokenizers.get_tokenizer(data_cfg)
     out: dict[str, Any] = {"vocab_size": tok.vocab_size, "token_caches": [], "stats": {}}
     for split in splits:

@@ -1,10 +1,9 @@
-"""TFDS data sources: find, build (generated data only) and open splits."""
+"""TFDS data sources: find builders, open splits, read their features."""
 
 from __future__ import annotations
 
 import importlib
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -27,15 +26,15 @@ _TFDS_MODULES = {
     "wikipedia": "tensorflow_datasets.text.wikipedia",
 }
 
-# This project's builders, one module each (TFDS refuses a class registered
-# twice, and Python imports each module once).
+# This project's builders -> the module that registers them (TFDS refuses a
+# class registered twice, and Python imports each module once).
 _PROJECT_MODULES = {
     "tiny_grammar": "llm.data.builders.tiny_grammar",
     "tiny_grammar_docs": "llm.data.builders.tiny_grammar_docs",
     "tiny_numbers": "llm.data.builders.tiny_numbers",
-    "local_text": "llm.data.builders.local_text",
-    "local_parallel": "llm.data.builders.local_parallel",
-    "local_summarization": "llm.data.builders.local_summarization",
+    "local_text": "llm.data.builders.local",
+    "local_parallel": "llm.data.builders.local",
+    "local_summarization": "llm.data.builders.local",
 }
 
 # Datasets this project generates: built into data_dir on first use, in
@@ -90,6 +89,13 @@ def pair_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, str]:
             "and data.targets_key."
         )
     return inputs_key, targets_key
+
+
+def record_text(record: Mapping[str, Any], key: str) -> bytes | str:
+    """The text feature of a record, or an error naming the features there are."""
+    if key not in record:
+        raise KeyError(f"Record has no feature {key!r} (data.*_key); it has {sorted(record)}.")
+    return record[key]
 
 
 def prepare_hint(dataset: str, data_dir: str) -> str:
@@ -149,31 +155,3 @@ def get_source(data_cfg: ml_collections.ConfigDict, split: str) -> Sequence[Any]
         if not reason:
             raise
         raise DatasetNotPreparedError(reason) from e
-
-
-def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
-    """Builds a missing generated dataset; fails clearly on a missing real one.
-
-    Returns the resolved data_dir. Call it once, before make_iterator. With
-    data.token_cache it also tokenizes the train and eval splits once (and a
-    sentencepiece tokenizer is trained first if it has to be).
-    Several processes building the same generated dataset at once is safe in
-    that TFDS writes to a temporary directory and renames it, but wasteful:
-    multi-host runs should call this on one process first.
-    """
-    data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
-    if base_name(data_cfg.dataset) in GENERATED:
-        b = builder(data_cfg.dataset, data_dir)
-        if not b.is_prepared():
-            os.makedirs(data_dir, exist_ok=True)
-            b.download_and_prepare()
-    # Reading the train split is the real check (and works under
-    # tfds.testing.mock_data, where nothing is prepared on disk).
-    get_source(data_cfg, data_cfg.train_split)
-    if data_cfg.get("token_cache"):
-        # Imported here: the cache needs tokenizers and tasks, which import
-        # this module.
-        from llm.data import pipeline
-
-        pipeline.build_token_caches(data_cfg)
-    return data_dir

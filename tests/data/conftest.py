@@ -3,7 +3,7 @@
 import pytest
 
 from llm.data import config as config_lib
-from llm.data import sources
+from llm.data import prepare
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +14,7 @@ def data_dir(tmp_path_factory) -> str:
 def _built(data_dir: str, dataset: str) -> str:
     cfg = config_lib.default_data_config()
     cfg.data_dir, cfg.dataset = data_dir, dataset
-    return sources.ensure_dataset(cfg)
+    return prepare.ensure_dataset(cfg)
 
 
 @pytest.fixture(scope="session")

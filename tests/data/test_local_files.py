@@ -134,7 +134,7 @@ def test_existing_dataset_needs_overwrite(tmp_path):
 def test_missing_data_dir_fails_clearly(tmp_path):
     cfg = _cfg(tmp_path / "does_not_exist", "local_text/x")
     with pytest.raises(sources.DatasetNotPreparedError, match="launch.prepare"):
-        sources.ensure_dataset(cfg)
+        prepare.ensure_dataset(cfg)
 
 
 @pytest.mark.parametrize("mode", ["truncate", "split"])

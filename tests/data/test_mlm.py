@@ -3,7 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from llm.data import mlm, pipeline, tokenizers
+from llm.data import pipeline, tokenizers
+from llm.data.tasks import mlm
 
 TOK = tokenizers.ByteTokenizer()
 KEYS = {"inputs", "token_type_ids", "segment_ids", "positions", "targets", "weights"}

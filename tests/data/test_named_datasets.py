@@ -5,7 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from llm.data import config as config_lib
-from llm.data import pipeline, sources
+from llm.data import pipeline, prepare, sources
 
 CASES = [
     ("lm1b", "lm"),
@@ -24,7 +24,7 @@ def test_named_dataset_into_batches(dataset, task, tmp_path):
     cfg.update(dataset=dataset, task=task, data_dir=str(tmp_path), seq_len=32)
     cfg.update(inputs_len=32, targets_len=16, prefetch_buffer=0, read_threads=0, chunk_size=8)
     with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, num_examples=12):
-        sources.ensure_dataset(cfg)
+        prepare.ensure_dataset(cfg)
         train = next(pipeline.make_iterator(cfg, split="train", batch_size=2, seed=0))
         evals = list(
             pipeline.make_iterator(cfg, split="train", batch_size=2, shuffle=False, num_epochs=1)
@@ -42,4 +42,4 @@ def test_named_dataset_not_prepared_says_how(tmp_path):
     cfg = config_lib.default_data_config()
     cfg.update(dataset="wmt14_translate/de-en", task="seq2seq", data_dir=str(tmp_path))
     with pytest.raises(sources.DatasetNotPreparedError, match="launch.prepare --dataset=wmt14"):
-        sources.ensure_dataset(cfg)
+        prepare.ensure_dataset(cfg)

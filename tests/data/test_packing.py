@@ -3,7 +3,7 @@ import pytest
 
 from llm.data import config as config_lib
 from llm.data import packing, tokenizers
-from llm.data.lm import LMTask
+from llm.data.tasks import LMTask
 
 TOK = tokenizers.ByteTokenizer()
 

@@ -2,7 +2,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from llm.data import config as config_lib
-from llm.data import sources
+from llm.data import prepare, sources
 
 
 def test_generated_dataset_reads_through_tfds_data_source(grammar_dir):
@@ -13,7 +13,7 @@ def test_generated_dataset_reads_through_tfds_data_source(grammar_dir):
 
 
 def test_ensure_dataset_is_idempotent(lm_cfg):
-    assert sources.ensure_dataset(lm_cfg) == lm_cfg.data_dir
+    assert prepare.ensure_dataset(lm_cfg) == lm_cfg.data_dir
 
 
 def test_missing_real_dataset_says_how_to_prepare(tmp_path):
@@ -21,7 +21,7 @@ def test_missing_real_dataset_says_how_to_prepare(tmp_path):
     cfg.dataset = "lm1b"
     cfg.data_dir = str(tmp_path)
     with pytest.raises(sources.DatasetNotPreparedError, match="launch.prepare"):
-        sources.ensure_dataset(cfg)
+        prepare.ensure_dataset(cfg)
 
 
 def test_unknown_dataset_fails_clearly(tmp_path):
@@ -29,7 +29,7 @@ def test_unknown_dataset_fails_clearly(tmp_path):
     cfg.dataset = "no_such_dataset_xyz"
     cfg.data_dir = str(tmp_path)
     with pytest.raises(sources.DatasetNotPreparedError, match="no_such_dataset_xyz"):
-        sources.ensure_dataset(cfg)
+        prepare.ensure_dataset(cfg)
 
 
 def test_missing_split_names_available_ones(lm_cfg):

@@ -1,1 +1,1 @@
-"""TFDS builders of this project; each module registers one builder class."""
+"""TFDS builders of this project; importing a module registers its builders."""

@@ -10,7 +10,6 @@ import ml_collections
 import numpy as np
 
 from llm.data import sources
-from llm.data.lm import record_text
 from llm.data.packing import Columns, columns_of
 from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
@@ -95,13 +94,14 @@ class MLMTask:
         }
         # One NSP label per row: pairs cannot share a row.
         self.pack = data_cfg.pack and not data_cfg.nsp
+        self.open_rows = data_cfg.num_packing_bins
         # NSP splits text into sentences, which token ids no longer show.
         self.needs_text = data_cfg.nsp
         self.counter = Counter("mlm")
 
     def encode(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The token ids of a record (what the token-id cache stores)."""
-        return {"ids": self._tok.encode(record_text(record, self._key))}
+        return {"ids": self._tok.encode(sources.record_text(record, self._key))}
 
     def example(self, ids: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict[str, Any]:
         """The masked example of a document's token ids."""
@@ -117,13 +117,13 @@ class MLMTask:
         """The example of a record (NSP pairs need its text)."""
         if not self._nsp:
             return self.example(self.encode(record), rng)
-        sents = split_sentences(_as_str(record_text(record, self._key)))
+        sents = split_sentences(_as_str(sources.record_text(record, self._key)))
         if len(sents) >= 2 and rng.random() < 0.5:
             k = int(rng.integers(1, len(sents)))
             a, b, label = sents[:k], sents[k:], 0
         else:
             other = self._records[int(rng.integers(len(self._records)))]
-            other_sents = split_sentences(_as_str(record_text(other, self._key))) or [""]
+            other_sents = split_sentences(_as_str(sources.record_text(other, self._key))) or [""]
             k = int(rng.integers(1, len(sents))) if len(sents) >= 2 else len(sents)
             a, b, label = sents[:k], other_sents[int(rng.integers(len(other_sents))) :], 1
         ids_a = self._tok.encode(" ".join(a))

@@ -14,13 +14,6 @@ from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
 
 
-def record_text(record: Mapping[str, Any], key: str) -> bytes | str:
-    """The text feature of a record, or an error naming the features there are."""
-    if key not in record:
-        raise KeyError(f"Record has no feature {key!r} (data.*_key); it has {sorted(record)}.")
-    return record[key]
-
-
 class LMTask:
     """Document -> {'inputs': [BOS]+ids, 'targets': ids+[EOS]} cut to seq_len.
 
@@ -49,7 +42,7 @@ class LMTask:
 
     def encode(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The token ids of a record (what the token-id cache stores)."""
-        return {"ids": self._tok.encode(record_text(record, self._key))}
+        return {"ids": self._tok.encode(sources.record_text(record, self._key))}
 
     def example(
         self, ids: Mapping[str, np.ndarray], rng: np.random.Generator

@@ -9,7 +9,6 @@ import ml_collections
 import numpy as np
 
 from llm.data import sources
-from llm.data.lm import record_text
 from llm.data.packing import Columns, columns_of
 from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
@@ -34,14 +33,15 @@ class Seq2SeqTask:
             "targets": data_cfg.targets_len,
         }
         self.pack = data_cfg.pack
+        self.open_rows = data_cfg.num_packing_bins
         self.needs_text = False
         self.counter = Counter("seq2seq")
 
     def encode(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The token ids of a record (what the token-id cache stores)."""
         return {
-            "inputs": self._tok.encode(record_text(record, self._keys[0])),
-            "targets": self._tok.encode(record_text(record, self._keys[1])),
+            "inputs": self._tok.encode(sources.record_text(record, self._keys[0])),
+            "targets": self._tok.encode(sources.record_text(record, self._keys[1])),
         }
 
     def example(

@@ -1,0 +1,8 @@
+"""Tasks: records -> examples -> rows in a docs/contracts.md batch format."""
+
+from llm.data.tasks.base import Task
+from llm.data.tasks.lm import LMTask
+from llm.data.tasks.mlm import MLMTask
+from llm.data.tasks.seq2seq import Seq2SeqTask
+
+__all__ = ["LMTask", "MLMTask", "Seq2SeqTask", "Task"]
