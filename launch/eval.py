@@ -40,10 +40,12 @@ def main(argv: list[str]) -> None:
         raise ValueError(f"Unexpected arguments {argv[1:]}.")
     if not _WORKDIR.value:
         raise ValueError("--workdir is required: the training run to evaluate.")
+    from llm import data as data_lib
     from llm.evals.generation import generation_eval
     from llm.evals.writer import append_metrics
     from llm.train.console import quiet_library_logs
-    from llm.train.loop import Trainer
+    from llm.train.evaluate import Evaluator
+    from llm.train.program import build_train_program
     from llm.train.restore import restore_params
 
     quiet_library_logs()
@@ -53,31 +55,29 @@ def main(argv: list[str]) -> None:
     config.data.eval_split = split
     if _EVAL_STEPS.value is not None:
         config.train.eval_steps = _EVAL_STEPS.value
-    trainer = Trainer(config, run.workdir)
-    try:
-        scores = trainer.evaluate(run.params)
-        signature = ""
-        if _GENERATE.value and config.data.task == "seq2seq":
-            result = generation_eval(
-                run.model,
-                run.params,
-                config.data,
-                trainer.tokenizer,
-                mesh=run.mesh,
-                rules=run.rules,
-                split=split,
-                max_examples=_MAX_EXAMPLES.value,
-                beam_size=_BEAM_SIZE.value,
-                alpha=_ALPHA.value,
-                max_decode_len=_MAX_DECODE_LEN.value or None,
-            )
-            scores.update(result.scores)
-            signature = result.bleu_signature
-            examples = zip(result.sources, result.hypotheses, result.references, strict=True)
-            for src, hyp, ref in list(examples)[:3]:
-                print(f"  {src!r} -> {hyp!r} (reference {ref!r})")
-    finally:
-        trainer.close()
+    data_lib.ensure_dataset(config.data)
+    tokenizer = data_lib.get_tokenizer(config.data)
+    scores = Evaluator(config, build_train_program(config)).evaluate(run.params)
+    signature = ""
+    if _GENERATE.value and config.data.task == "seq2seq":
+        result = generation_eval(
+            run.model,
+            run.params,
+            config.data,
+            tokenizer,
+            mesh=run.mesh,
+            rules=run.rules,
+            split=split,
+            max_examples=_MAX_EXAMPLES.value,
+            beam_size=_BEAM_SIZE.value,
+            alpha=_ALPHA.value,
+            max_decode_len=_MAX_DECODE_LEN.value or None,
+        )
+        scores.update(result.scores)
+        signature = result.bleu_signature
+        examples = zip(result.sources, result.hypotheses, result.references, strict=True)
+        for src, hyp, ref in list(examples)[:3]:
+            print(f"  {src!r} -> {hyp!r} (reference {ref!r})")
     if len(run.steps) > 1:
         scores["eval/averaged_checkpoints"] = float(len(run.steps))
     steps = ",".join(str(s) for s in run.steps)

@@ -19,6 +19,7 @@ from llm.flops import mfu, train_flops_per_token
 from llm.parallel import host_batch_to_global
 from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
 from llm.train import checkpoint as ckpt_lib
+from llm.train.evaluate import Evaluator
 from llm.train.metrics import MetricWriter
 from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.program import build_train_program
@@ -44,25 +45,6 @@ def _check_nonfinite(in_row: int, step: int, cfg: ml_collections.ConfigDict) -> 
             "config.train.learning_rate, enable grad_clip_norm or z_loss, or raise "
             f"config.train.max_nonfinite_steps={cfg.max_nonfinite_steps}."
         )
-
-
-def _summarize_eval(sums: dict[str, float]) -> dict[str, float]:
-    """Turns summed NLL/correct/weights per loss term into eval/ loss, perplexity, accuracy."""
-    out = {}
-    terms = sorted({k.split("/")[0] for k in sums})
-    total = 0.0
-    for term in terms:
-        weight = max(sums[f"{term}/weight_sum"], 1.0)
-        nll = sums[f"{term}/nll_sum"] / weight
-        total += nll
-        prefix = "eval" if term == "lm" else f"eval/{term}"
-        if term != "lm":
-            out[f"{prefix}/loss"] = nll
-        out[f"{prefix}/accuracy"] = sums[f"{term}/correct_sum"] / weight
-        if term in ("lm", "mlm"):
-            out[f"{prefix}/perplexity"] = float(np.exp(min(nll, 50.0)))
-    out["eval/loss"] = total
-    return out
 
 
 class Trainer:
@@ -101,6 +83,7 @@ class Trainer:
             shuffle=True,
             num_epochs=None,
         )
+        self.evaluator = Evaluator(config, self.program)
         self.manager = ckpt_lib.make_manager(
             self.workdir,
             keep=tcfg.keep_checkpoints,
@@ -135,52 +118,12 @@ class Trainer:
         return host_batch_to_global(host_batch, self.program.batch_sharding)
 
     def evaluate(self, params: Any) -> dict[str, float]:
-        """Runs `eval_steps` batches (or the whole split when <= 0) and summarises them."""
-        cfg = self.config
-        eval_iter = data_lib.make_iterator(
-            cfg.data,
-            split=cfg.data.eval_split,
-            batch_size=self.local_batch_size,
-            seed=cfg.train.seed,
-            shard_index=jax.process_index(),
-            shard_count=jax.process_count(),
-            shuffle=False,
-            num_epochs=1,
-        )
-        totals: dict[str, float] = {}
-        with jax.set_mesh(self.mesh):
-            for i, batch in enumerate(eval_iter):
-                if 0 < cfg.train.eval_steps <= i:
-                    break
-                sums = jax.device_get(self.program.eval_step(params, self.to_global(batch)))
-                for k, v in sums.items():
-                    totals[k] = totals.get(k, 0.0) + float(v)
-        if not totals:
-            raise ValueError(
-                f"Eval split {cfg.data.eval_split!r} of {cfg.data.dataset!r} gave no full batch of "
-                f"{self.local_batch_size}; lower config.train.batch_size or use a larger split."
-            )
-        return _summarize_eval(totals)
+        """Eval loss, perplexity and accuracy of `params` (see llm.train.evaluate)."""
+        return self.evaluator.evaluate(params)
 
     def evaluate_generation(self, params: Any) -> dict[str, float]:
-        """BLEU/ROUGE of beam-search outputs on the eval split (seq2seq runs that ask for it)."""
-        cfg = self.config.train
-        if not cfg.eval_generation_examples or self.config.data.task != "seq2seq":
-            return {}
-        from llm.evals.generation import generation_metrics  # decoding: only when asked
-
-        return generation_metrics(
-            self.model,
-            params,
-            self.config.data,
-            self.tokenizer,
-            mesh=self.mesh,
-            split=self.config.data.eval_split,
-            max_examples=cfg.eval_generation_examples,
-            beam_size=cfg.eval_beam_size,
-            alpha=cfg.eval_alpha,
-            rules=self.rules,
-        )
+        """BLEU/ROUGE of beam-search outputs, for seq2seq runs that ask for it."""
+        return self.evaluator.evaluate_generation(params, self.tokenizer)
 
     def run(self, *, stop_at_step: int | None = None) -> tuple[TrainState, dict[str, float]]:
         """Trains to config.train.steps (or `stop_at_step`), evaluating and checkpointing."""

@@ -1,0 +1,99 @@
+"""Evaluation of params on a data split: the eval iterator, the jitted eval step, the summary.
+
+One Evaluator serves the training loop (periodic evals) and `launch.eval` (a saved
+checkpoint); both score exactly the same way. Loss terms are summed over every batch
+(NLL, correct predictions, weights) and divided once at the end, so that batches
+with more padding weigh less, as they should.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from llm import data as data_lib
+from llm.parallel import host_batch_to_global
+from llm.train.program import TrainProgram
+
+
+def summarize_eval(sums: dict[str, float]) -> dict[str, float]:
+    """Summed NLL/correct/weights per loss term -> eval/ loss, perplexity, accuracy."""
+    out = {}
+    terms = sorted({k.split("/")[0] for k in sums})
+    total = 0.0
+    for term in terms:
+        weight = max(sums[f"{term}/weight_sum"], 1.0)
+        nll = sums[f"{term}/nll_sum"] / weight
+        total += nll
+        prefix = "eval" if term == "lm" else f"eval/{term}"
+        if term != "lm":
+            out[f"{prefix}/loss"] = nll
+        out[f"{prefix}/accuracy"] = sums[f"{term}/correct_sum"] / weight
+        if term in ("lm", "mlm"):
+            out[f"{prefix}/perplexity"] = float(np.exp(min(nll, 50.0)))
+    out["eval/loss"] = total
+    return out
+
+
+class Evaluator:
+    """Scores params on `config.data.eval_split` with the program's jitted eval step."""
+
+    def __init__(self, config: ml_collections.ConfigDict, program: TrainProgram):
+        self.config = config
+        self.program = program
+        self.local_batch_size = config.train.batch_size // jax.process_count()
+
+    def sums(self, params: Any) -> dict[str, float]:
+        """Summed NLL, correct predictions and weights per loss term over the eval batches."""
+        cfg = self.config
+        eval_iter = data_lib.make_iterator(
+            cfg.data,
+            split=cfg.data.eval_split,
+            batch_size=self.local_batch_size,
+            seed=cfg.train.seed,
+            shard_index=jax.process_index(),
+            shard_count=jax.process_count(),
+            shuffle=False,
+            num_epochs=1,
+        )
+        totals: dict[str, float] = {}
+        with jax.set_mesh(self.program.mesh):
+            for i, batch in enumerate(eval_iter):
+                if 0 < cfg.train.eval_steps <= i:
+                    break
+                global_batch = host_batch_to_global(batch, self.program.batch_sharding)
+                for k, v in jax.device_get(self.program.eval_step(params, global_batch)).items():
+                    totals[k] = totals.get(k, 0.0) + float(v)
+        if not totals:
+            raise ValueError(
+                f"Eval split {cfg.data.eval_split!r} of {cfg.data.dataset!r} gave no full batch "
+                f"of {self.local_batch_size}; lower config.train.batch_size or use a larger split."
+            )
+        return totals
+
+    def evaluate(self, params: Any) -> dict[str, float]:
+        """`eval_steps` batches (or the whole split when <= 0), summarised (eval/loss, ...)."""
+        return summarize_eval(self.sums(params))
+
+    def evaluate_generation(self, params: Any, tokenizer: Any) -> dict[str, float]:
+        """BLEU/ROUGE of beam-search outputs on the eval split (seq2seq runs that ask for it)."""
+        cfg = self.config.train
+        if not cfg.eval_generation_examples or self.config.data.task != "seq2seq":
+            return {}
+        from llm.evals.generation import generation_metrics  # decoding: only when asked
+
+        return generation_metrics(
+            self.program.model,
+            params,
+            self.config.data,
+            tokenizer,
+            mesh=self.program.mesh,
+            split=self.config.data.eval_split,
+            max_examples=cfg.eval_generation_examples,
+            beam_size=cfg.eval_beam_size,
+            alpha=cfg.eval_alpha,
+            rules=self.program.rules,
+        )
