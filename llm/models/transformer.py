@@ -11,7 +11,16 @@ import jax.numpy as jnp
 
 from llm.models.attention import Attention, padding_mask, segment_mask
 from llm.models.config import ModelConfig
-from llm.models.layers import MLP, Dense, Embed, constrain, make_norm, param_with_axes
+from llm.models.layers import (
+    MLP,
+    Dense,
+    Embed,
+    LayerNorm,
+    activation_fn,
+    constrain,
+    make_norm,
+    param_with_axes,
+)
 from llm.models.positions import LearnedPositions, sinusoidal
 
 Batch = Mapping[str, jax.Array]
@@ -234,6 +243,51 @@ class _LMHead(nn.Module):
         return constrain(logits_BxLxV, ("act_batch", "act_len", "act_vocab"))
 
 
+def _run_tower(
+    embedding: _Embedding,
+    stack: Stack,
+    final_norm: LayerNorm | None,
+    tokens_BxL: jax.Array,
+    *,
+    positions_BxL: jax.Array | None,
+    segment_ids_BxL: jax.Array | None,
+    token_type_ids_BxL: jax.Array | None = None,
+    encoded_BxSxD: jax.Array | None = None,
+    cross_mask: jax.Array | None = None,
+    cache_index: jax.Array | None = None,
+    deterministic: bool = True,
+    decode: bool = False,
+) -> jax.Array:
+    """Embed, segment-masked stack and (pre-LN) final norm: the body every tower shares.
+
+    A plain function over the caller's submodules rather than a module of its own, so
+    that parameter paths ('embedding', 'stack', 'final_norm', ...) stay where they are.
+    """
+    b, length = tokens_BxL.shape
+    if positions_BxL is None:
+        positions_BxL = _default_positions(b, length, cache_index)
+    x_BxLxD = embedding(tokens_BxL, positions_BxL, token_type_ids_BxL, deterministic)
+    # Causality is the stack's (causal=True) and, over the KV cache, Attention's; this
+    # only separates packed segments, which a cached decode step does not track.
+    self_mask = (
+        None
+        if segment_ids_BxL is None or cache_index is not None
+        else segment_mask(segment_ids_BxL, segment_ids_BxL)
+    )
+    rope_BxL = positions_BxL if stack.cfg.position == "rotary" else None
+    x_BxLxD = stack(
+        x_BxLxD,
+        self_mask,
+        rope_BxL,
+        encoded_BxSxD,
+        cross_mask,
+        cache_index,
+        deterministic=deterministic,
+        decode=decode,
+    )
+    return x_BxLxD if final_norm is None else final_norm(x_BxLxD)
+
+
 class Decoder(nn.Module):
     """Causal LM (GPT-2/GPT-3/LLaMA by config) with packed-segment masks and a KV cache."""
 
@@ -247,8 +301,8 @@ class Decoder(nn.Module):
         self.embedding = _Embedding(cfg, self.token_embed)
         self.decode_index = DecodeIndex()
         self.stack = Stack(cfg, cfg.num_layers, causal=True)
-        if cfg.pre_norm:
-            self.final_norm = make_norm(cfg)
+        # Post-LN layers end normalised already.
+        self.final_norm = make_norm(cfg) if cfg.pre_norm else None
         self.head = _LMHead(cfg, self.token_embed)
 
     def __call__(
@@ -261,23 +315,18 @@ class Decoder(nn.Module):
         decode: bool = False,
     ) -> jax.Array:
         """Returns logits_BxLxV (float32); decode=True reads/writes the 'cache' collection."""
-        cfg = self.cfg
-        b, length = tokens_BxL.shape
-        cache_index = self.decode_index(length) if decode else None
-        if positions is None:
-            positions = _default_positions(b, length, cache_index)
-        x_BxLxD = self.embedding(tokens_BxL, positions, None, deterministic)
-        if cache_index is None:
-            # Causality is the stack's (causal=True); this adds packed-segment separation.
-            mask = None if segment_ids is None else segment_mask(segment_ids, segment_ids)
-        else:
-            mask = None  # the causal mask over the cache is built in Attention
-        rope = positions if cfg.position == "rotary" else None
-        x_BxLxD = self.stack(
-            x_BxLxD, mask, rope, None, None, cache_index, deterministic=deterministic, decode=decode
+        cache_index = self.decode_index(tokens_BxL.shape[1]) if decode else None
+        x_BxLxD = _run_tower(
+            self.embedding,
+            self.stack,
+            self.final_norm,
+            tokens_BxL,
+            positions_BxL=positions,
+            segment_ids_BxL=segment_ids,
+            cache_index=cache_index,
+            deterministic=deterministic,
+            decode=decode,
         )
-        if cfg.pre_norm:
-            x_BxLxD = self.final_norm(x_BxLxD)
         return self.head(x_BxLxD)
 
     def loss_terms(self, batch: Batch, *, deterministic: bool = True) -> LossTerms:
@@ -303,8 +352,7 @@ class Encoder(nn.Module):
         )
         self.embedding = _Embedding(cfg, self.token_embed, with_types=True, with_norm=True)
         self.stack = Stack(cfg, cfg.num_layers)
-        if cfg.pre_norm:
-            self.final_norm = make_norm(cfg)
+        self.final_norm = make_norm(cfg) if cfg.pre_norm else None
         dense = lambda f, axes, dt: Dense(f, axes, cfg.use_bias, dt, cfg.params_dtype)  # noqa: E731
         self.mlm_transform = dense(cfg.d_model, ("embed", "mlp"), cfg.compute_dtype)
         self.mlm_norm = make_norm(cfg)
@@ -328,24 +376,22 @@ class Encoder(nn.Module):
         deterministic: bool = True,
     ) -> jax.Array:
         """Returns the final hidden states x_BxLxD."""
-        b, length = tokens_BxL.shape
-        if positions is None:
-            positions = _default_positions(b, length)
-        x_BxLxD = self.embedding(tokens_BxL, positions, token_type_ids, deterministic)
-        mask = None if segment_ids is None else segment_mask(segment_ids, segment_ids)
-        rope = positions if self.cfg.position == "rotary" else None
-        x_BxLxD = self.stack(x_BxLxD, mask, rope, deterministic=deterministic)
-        if self.cfg.pre_norm:
-            x_BxLxD = self.final_norm(x_BxLxD)
-        return x_BxLxD
+        return _run_tower(
+            self.embedding,
+            self.stack,
+            self.final_norm,
+            tokens_BxL,
+            positions_BxL=positions,
+            segment_ids_BxL=segment_ids,
+            token_type_ids_BxL=token_type_ids,
+            deterministic=deterministic,
+        )
 
     def mlm_logits(self, x_BxLxD: jax.Array) -> jax.Array:
         """BERT MLM head: dense + activation + norm, tied (or untied) decoder + bias; float32."""
-        act = {
-            "relu": jax.nn.relu,
-            "gelu_exact": lambda v: jax.nn.gelu(v, approximate=False),
-            "silu": jax.nn.silu,
-        }.get(self.cfg.activation, lambda v: jax.nn.gelu(v, approximate=True))
+        # The transform is not gated, and a swiglu encoder's head has always used tanh-GELU
+        # (BERT's), not swiglu's SiLU gate: kept so that trained heads still match.
+        act = activation_fn("gelu" if self.cfg.activation == "swiglu" else self.cfg.activation)
         h_BxLxD = self.mlm_norm(act(self.mlm_transform(x_BxLxD)))
         if self.cfg.tie_embeddings:
             logits_BxLxV = self.token_embed.attend(h_BxLxD)
@@ -420,9 +466,8 @@ class EncoderDecoder(nn.Module):
         self.decoder_embedding = _Embedding(cfg, decoder_embed)
         self.encoder_stack = Stack(cfg, cfg.encoder_layers)
         self.decoder_stack = Stack(cfg, cfg.decoder_layers, cross=True, causal=True)
-        if cfg.pre_norm:
-            self.encoder_norm = make_norm(cfg)
-            self.decoder_norm = make_norm(cfg)
+        self.encoder_norm = make_norm(cfg) if cfg.pre_norm else None
+        self.decoder_norm = make_norm(cfg) if cfg.pre_norm else None
         self.decode_index = DecodeIndex()
         self.head = _LMHead(cfg, decoder_embed)
 
@@ -435,22 +480,17 @@ class EncoderDecoder(nn.Module):
         deterministic: bool = True,
     ) -> jax.Array:
         """Returns encoded_BxSxD; without segment ids, token id cfg.pad_id is treated as padding."""
-        b, length = encoder_inputs.shape
         if encoder_segment_ids is None:
             encoder_segment_ids = (encoder_inputs != self.cfg.pad_id).astype(jnp.int32)
-        if encoder_positions is None:
-            encoder_positions = _default_positions(b, length)
-        x_BxSxD = self.encoder_embedding(encoder_inputs, encoder_positions, None, deterministic)
-        mask = (
-            None
-            if encoder_segment_ids is None
-            else segment_mask(encoder_segment_ids, encoder_segment_ids)
+        return _run_tower(
+            self.encoder_embedding,
+            self.encoder_stack,
+            self.encoder_norm,
+            encoder_inputs,
+            positions_BxL=encoder_positions,
+            segment_ids_BxL=encoder_segment_ids,
+            deterministic=deterministic,
         )
-        rope = encoder_positions if self.cfg.position == "rotary" else None
-        x_BxSxD = self.encoder_stack(x_BxSxD, mask, rope, deterministic=deterministic)
-        if self.cfg.pre_norm:
-            x_BxSxD = self.encoder_norm(x_BxSxD)
-        return x_BxSxD
 
     def decode(
         self,
@@ -472,39 +512,26 @@ class EncoderDecoder(nn.Module):
         cfg = self.cfg
         if encoder_segment_ids is None and encoder_inputs is not None:
             encoder_segment_ids = (encoder_inputs != cfg.pad_id).astype(jnp.int32)
-        b, length = decoder_inputs.shape
-        cache_index = self.decode_index(length) if decode else None
-        if decoder_positions is None:
-            decoder_positions = _default_positions(b, length, cache_index)
-        x_BxLxD = self.decoder_embedding(decoder_inputs, decoder_positions, None, deterministic)
-        if cache_index is None:
-            # Causality is the decoder stack's (causal=True); this adds segment separation.
-            self_mask = (
-                None
-                if decoder_segment_ids is None
-                else segment_mask(decoder_segment_ids, decoder_segment_ids)
-            )
-        else:
-            self_mask = None
+        cache_index = self.decode_index(decoder_inputs.shape[1]) if decode else None
         if encoder_segment_ids is None:
             cross_mask = None
         elif decoder_segment_ids is None or cache_index is not None:
             cross_mask = padding_mask(encoder_segment_ids)
         else:
             cross_mask = segment_mask(decoder_segment_ids, encoder_segment_ids)
-        rope = decoder_positions if cfg.position == "rotary" else None
-        x_BxLxD = self.decoder_stack(
-            x_BxLxD,
-            self_mask,
-            rope,
-            encoded_BxSxD,
-            cross_mask,
-            cache_index,
+        x_BxLxD = _run_tower(
+            self.decoder_embedding,
+            self.decoder_stack,
+            self.decoder_norm,
+            decoder_inputs,
+            positions_BxL=decoder_positions,
+            segment_ids_BxL=decoder_segment_ids,
+            encoded_BxSxD=encoded_BxSxD,
+            cross_mask=cross_mask,
+            cache_index=cache_index,
             deterministic=deterministic,
             decode=decode,
         )
-        if cfg.pre_norm:
-            x_BxLxD = self.decoder_norm(x_BxLxD)
         return self.head(x_BxLxD)
 
     def __call__(
