@@ -13,6 +13,7 @@ Args: 'base' (default), 'big', 'tiny' (number words -> digits, trains on CPU).
 import ml_collections
 
 from llm.data.config import default_data_config
+from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
@@ -24,7 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """AIAYN of the size `arg`."""
     size = arg or "base"
     if size not in ("base", "big", "tiny"):
-        raise ValueError(f"aiayn takes 'base', 'big' or 'tiny', not {size!r}.")
+        raise ConfigError(f"aiayn takes 'base', 'big' or 'tiny', not {size!r}.")
     config = ml_collections.ConfigDict()
     # Model: post-LN encoder-decoder, sinusoidal positions, shared scaled embeddings.
     config.model = get_preset("aiayn_big" if size == "big" else "aiayn_base")

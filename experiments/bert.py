@@ -12,6 +12,7 @@ Args: 'base' (default), 'large', 'tiny' (generated documents, bytes, CPU; pre-LN
 import ml_collections
 
 from llm.data.config import default_data_config
+from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
@@ -21,7 +22,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """BERT of the size `arg`."""
     size = arg or "base"
     if size not in ("base", "large", "tiny"):
-        raise ValueError(f"bert takes 'base', 'large' or 'tiny', not {size!r}.")
+        raise ConfigError(f"bert takes 'base', 'large' or 'tiny', not {size!r}.")
     config = ml_collections.ConfigDict()
     # Model: the paper's encoder with MLM and NSP heads.
     config.model = get_preset("bert_large" if size == "large" else "bert_base")

@@ -11,6 +11,7 @@ Args: '124m' (default), '355m', '774m', '1558m', 'tiny'.
 import ml_collections
 
 from llm.data.config import default_data_config
+from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.tiny import shrink_decoder
@@ -29,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """GPT-2 of the size `arg`."""
     size = arg or "124m"
     if size != "tiny" and size not in SIZES:
-        raise ValueError(f"gpt2 takes one of {sorted(SIZES)} or 'tiny', not {size!r}.")
+        raise ConfigError(f"gpt2 takes one of {sorted(SIZES)} or 'tiny', not {size!r}.")
     config = ml_collections.ConfigDict()
     # Model: the paper's architecture (llm/models/presets.py).
     preset, lr = SIZES.get(size, ("gpt2_124m", 6e-4))

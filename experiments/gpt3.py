@@ -10,6 +10,7 @@ Args: '125m' (default), '350m', '760m', '1.3b', '2.7b', '6.7b', '13b', '175b', '
 import ml_collections
 
 from llm.data.config import default_data_config
+from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.tiny import shrink_decoder
@@ -36,7 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """GPT-3 of the size `arg`."""
     size = arg or "125m"
     if size != "tiny" and size not in SIZES:
-        raise ValueError(f"gpt3 takes one of {list(SIZES)} or 'tiny', not {size!r}.")
+        raise ConfigError(f"gpt3 takes one of {list(SIZES)} or 'tiny', not {size!r}.")
     preset, batch_size, lr = SIZES.get(size, SIZES["125m"])
     config = ml_collections.ConfigDict()
     # Model: Table 2.1 sizes; dense attention (the paper's alternating sparse layers

@@ -10,6 +10,7 @@ heads). Args: '1b' (default), '7b', 'tiny' (with grouped-query attention).
 import ml_collections
 
 from llm.data.config import default_data_config
+from llm.errors import ConfigError
 from llm.models.presets import get_preset
 from llm.parallel.config import default_mesh_config
 from llm.tiny import shrink_decoder
@@ -23,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """LLaMA-style decoder of the size `arg`."""
     size = arg or "1b"
     if size != "tiny" and size not in SIZES:
-        raise ValueError(f"llama takes one of {sorted(SIZES)} or 'tiny', not {size!r}.")
+        raise ConfigError(f"llama takes one of {sorted(SIZES)} or 'tiny', not {size!r}.")
     preset, lr = SIZES.get(size, SIZES["1b"])
     config = ml_collections.ConfigDict()
     # Model: LLaMA architecture (llm/models/presets.py), bf16 compute, scanned layers.

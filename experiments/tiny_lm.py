@@ -13,6 +13,7 @@ steps for tests).
 import ml_collections
 
 from llm.data.config import default_data_config
+from llm.errors import ConfigError
 from llm.models.config import ModelConfig
 from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
@@ -71,7 +72,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.train.checkpoint_every = 2
         config.train.sample_tokens = 8
     elif arg:
-        raise ValueError(f"tiny_lm takes '' or 'smoke', not {arg!r}.")
+        raise ConfigError(f"tiny_lm takes '' or 'smoke', not {arg!r}.")
     return config
 
 
@@ -97,4 +98,4 @@ def get_sweep(name: str) -> list[dict]:
                 "model.activation": sweeps.choice(["gelu", "swiglu"]),
             },
         )
-    raise ValueError(f"tiny_lm has sweeps 'lr', 'lr_warmup', 'random', not {name!r}.")
+    raise ConfigError(f"tiny_lm has sweeps 'lr', 'lr_warmup', 'random', not {name!r}.")

@@ -7,11 +7,13 @@ exactly the config it was written with (fine-tuning an imported checkpoint);
 
 import ml_collections
 
+from llm.errors import ConfigError
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """W/config.json as an experiment config."""
     if not arg:
-        raise ValueError(
+        raise ConfigError(
             "experiments/workdir.py needs the workdir: --config=experiments/workdir.py:W"
         )
     from llm.train.restore import load_run_config

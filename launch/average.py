@@ -17,6 +17,7 @@ import shutil
 from absl import flags
 
 from launch.cli import run_main
+from llm.errors import ConfigError
 
 _WORKDIR = flags.DEFINE_string("workdir", "", "Training workdir whose checkpoints to average.")
 _LAST = flags.DEFINE_integer("last", 5, "Number of newest checkpoints to average.")
@@ -30,9 +31,9 @@ _OUTPUT_STEP = flags.DEFINE_integer(
 def main(argv: list[str]) -> None:
     """Averages and saves the checkpoint."""
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments {argv[1:]}.")
+        raise ConfigError(f"Unexpected arguments {argv[1:]}.")
     if not _WORKDIR.value:
-        raise ValueError("--workdir is required: the training run whose checkpoints to average.")
+        raise ConfigError("--workdir is required: the training run whose checkpoints to average.")
     from llm.train.console import quiet_library_logs
     from llm.train.restore import save_averaged
 
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> None:
     workdir = pathlib.Path(_WORKDIR.value).absolute()
     out = pathlib.Path(_OUTPUT_WORKDIR.value or f"{workdir}_avg{_LAST.value}").absolute()
     if out == workdir:
-        raise ValueError(
+        raise ConfigError(
             "--output_workdir must differ from --workdir: an averaged checkpoint among the "
             "training ones would be resumed from."
         )

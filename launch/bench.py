@@ -16,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from absl import app, flags
+from absl import flags
+
+from launch.cli import run_main
 
 _SUITE = flags.DEFINE_enum(
     "suite", "all", ["models", "cpu_goal", "data", "decode", "gpu", "all"], "What to measure."
@@ -44,4 +46,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

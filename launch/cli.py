@@ -6,32 +6,54 @@ import os
 import sys
 from collections.abc import Callable
 
-from absl import app
+from absl import app, flags
 
-# Errors a user can fix from the message (bad flag, config, input or missing checkpoint).
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+from llm.errors import ConfigError, UserError
+
+# Exit status of a run stopped by a user error (absl's usage errors exit 1).
+USER_ERROR_STATUS = 2
 
 
 def run_main(
     main: Callable[[list[str]], None],
     flags_parser: Callable[[list[str]], list[str]] | None = None,
 ) -> None:
-    """app.run(main); a user error prints 'error: <message>' (no traceback) and exits 2."""
+    """app.run(main); a UserError prints 'error: <message>' (no traceback) and exits 2.
+
+    A bad flag (absl's flags.Error: unknown flag, bad or missing value) is a user error
+    too. Any other exception is a bug and propagates with its traceback.
+    """
     try:
-        if flags_parser is None:
-            app.run(main)
-        else:
-            app.run(main, flags_parser=flags_parser)
-    except USER_ERRORS as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        app.run(main, flags_parser=_flag_errors_as_user_errors(flags_parser or _parse_flags))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(USER_ERROR_STATUS)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    return flags.FLAGS(argv)
+
+
+def _flag_errors_as_user_errors(
+    parser: Callable[[list[str]], list[str]],
+) -> Callable[[list[str]], list[str]]:
+    # absl's own parser prints flag errors over several lines and exits 1; here they are
+    # one 'error:' line and exit 2 like every other user error.
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return parser(argv)
+        except flags.Error as e:
+            lines = [line.strip().rstrip(".") for line in str(e).splitlines()]
+            message = "; ".join(line for line in lines if line)
+            raise ConfigError(f"{message} (--helpfull lists the flags).") from e
+
+    return parse
 
 
 def simulate_cpu_devices(count: int) -> None:
     """Asks XLA:CPU for `count` devices; call before JAX is imported (it reads the flag once)."""
     if count < 1:
-        raise ValueError(f"--devices={count} must be >= 1 (the simulated CPU device count).")
+        raise ConfigError(f"--devices={count} must be >= 1 (the simulated CPU device count).")
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
     )
@@ -49,7 +71,7 @@ def target_devices(topology: str, slices: int, devices: int) -> list:
         return tpu_devices(topology, slices)
     available = jax.devices()
     if len(available) < devices:
-        raise ValueError(
+        raise ConfigError(
             f"--devices={devices} but JAX has {len(available)}; XLA_FLAGS was set after JAX "
             "started. Run the launcher as its own process."
         )

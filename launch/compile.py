@@ -20,6 +20,7 @@ from absl import flags
 
 from launch.cli import run_main, simulate_cpu_devices, target_devices
 from llm.config import load_config, split_config_overrides
+from llm.errors import ConfigError
 
 _CONFIG = flags.DEFINE_string("config", "experiments/tiny_lm.py", "Experiment config[:arg].")
 _TOPOLOGY = flags.DEFINE_string(
@@ -53,12 +54,12 @@ def _parse(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments {argv[1:]}.")
+        raise ConfigError(f"Unexpected arguments {argv[1:]}.")
     from llm.hardware import GIB, get_chip
     from llm.train.aot import budget_advice, compile_train_step
 
     if _HBM_GIB.value is not None and _HBM_GIB.value < 0:
-        raise ValueError(f"--hbm_gib={_HBM_GIB.value} must be >= 0 (0: no budget check).")
+        raise ConfigError(f"--hbm_gib={_HBM_GIB.value} must be >= 0 (0: no budget check).")
     config = load_config(_CONFIG.value, _OVERRIDES)
     devices = target_devices(_TOPOLOGY.value, _SLICES.value, _DEVICES.value)
     chip = get_chip(_CHIP.value) if _CHIP.value else None

@@ -15,6 +15,7 @@ from absl import flags
 
 from launch.cli import run_main
 from llm.config import split_config_overrides
+from llm.errors import ConfigError
 
 _FROM_HF = flags.DEFINE_string("from_hf", "", "HF folder (config.json + safetensors) to import.")
 _TO_HF = flags.DEFINE_string("to_hf", "", "Folder to export the workdir's checkpoint into.")
@@ -41,9 +42,9 @@ def _parse(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     """Runs the import or the export the flags ask for."""
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments {argv[1:]}.")
+        raise ConfigError(f"Unexpected arguments {argv[1:]}.")
     if bool(_FROM_HF.value) == bool(_TO_HF.value) or not _WORKDIR.value:
-        raise ValueError("Pass --workdir and exactly one of --from_hf=DIR or --to_hf=DIR.")
+        raise ConfigError("Pass --workdir and exactly one of --from_hf=DIR or --to_hf=DIR.")
     from llm.convert.workdir import export_workdir, import_to_workdir
     from llm.train.console import quiet_library_logs
 
@@ -59,7 +60,7 @@ def main(argv: list[str]) -> None:
 
         base = load_config(_CONFIG.value, _OVERRIDES)
     elif _OVERRIDES:
-        raise ValueError("--config.* overrides need --config=experiments/X.py.")
+        raise ConfigError("--config.* overrides need --config=experiments/X.py.")
     config = import_to_workdir(
         _FROM_HF.value,
         _WORKDIR.value,

@@ -9,12 +9,14 @@ output line). Over-long inputs are truncated with a warning on stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
 from absl import flags
 
 from launch.cli import run_main
+from llm.errors import ConfigError, InputFileError, InputFileNotFoundError
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", "", "Training workdir (or its checkpoints/ or checkpoints/<step>/ dir)."
@@ -48,9 +50,12 @@ _MESH_DATA = flags.DEFINE_integer(
 def main(argv: list[str]) -> None:
     """Restores the run, decodes every input line, writes one output line each."""
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments {argv[1:]}; input text goes in --input or stdin.")
+        raise ConfigError(f"Unexpected arguments {argv[1:]}; input text goes in --input or stdin.")
     if not _WORKDIR.value:
-        raise ValueError("--workdir is required: the training run to decode with.")
+        raise ConfigError("--workdir is required: the training run to decode with.")
+    # Checked before restoring the checkpoint, which takes a while.
+    if _INPUT.value != "-" and not os.path.isfile(_INPUT.value):
+        raise InputFileNotFoundError(f"--input={_INPUT.value!r} does not exist.")
     from llm.data import get_tokenizer
     from llm.decode.text import DecodeOptions, decode_texts
     from llm.train.console import quiet_library_logs
@@ -83,7 +88,7 @@ def main(argv: list[str]) -> None:
             text = f.read()
     lines = text.splitlines()
     if not lines:
-        raise ValueError(f"No input lines in {_INPUT.value!r}.")
+        raise InputFileError(f"No input lines in {_INPUT.value!r}.")
     outputs = decode_texts(
         run.model,
         run.params,

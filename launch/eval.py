@@ -12,6 +12,7 @@ from __future__ import annotations
 from absl import flags
 
 from launch.cli import run_main
+from llm.errors import ConfigError
 
 _WORKDIR = flags.DEFINE_string("workdir", "", "Training workdir to evaluate.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -37,9 +38,9 @@ _WRITE = flags.DEFINE_bool("write", True, "Append the scores to metrics.jsonl an
 def main(argv: list[str]) -> None:
     """Restores params, evaluates, prints and records the scores."""
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments {argv[1:]}.")
+        raise ConfigError(f"Unexpected arguments {argv[1:]}.")
     if not _WORKDIR.value:
-        raise ValueError("--workdir is required: the training run to evaluate.")
+        raise ConfigError("--workdir is required: the training run to evaluate.")
     from llm import data as data_lib
     from llm.evals.generation import generation_eval
     from llm.evals.writer import append_metrics

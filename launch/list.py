@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
+from launch.cli import run_main
 from llm.config import list_experiments
 
 _DIR = flags.DEFINE_string("dir", "experiments", "Folder of experiment configs.")
@@ -18,4 +19,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

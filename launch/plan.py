@@ -17,6 +17,7 @@ from absl import flags
 
 from launch.cli import run_main, simulate_cpu_devices, target_devices
 from llm.config import load_config, split_config_overrides
+from llm.errors import ConfigError
 
 _CONFIG = flags.DEFINE_string("config", "experiments/gpt3.py:6.7b", "Experiment config[:arg].")
 _TOPOLOGY = flags.DEFINE_string("topology", "", "TPU topology, e.g. v5p:4x4x4 (needs [tpu]).")
@@ -58,15 +59,15 @@ def _ints(name: str, values: list[str]) -> tuple[int, ...]:
     try:
         out = tuple(int(v) for v in values)
     except ValueError:
-        raise ValueError(f"--{name}={','.join(values)} must be a list of integers.") from None
+        raise ConfigError(f"--{name}={','.join(values)} must be a list of integers.") from None
     if any(v < 1 for v in out):
-        raise ValueError(f"--{name}={','.join(values)}: every size must be >= 1.")
+        raise ConfigError(f"--{name}={','.join(values)}: every size must be >= 1.")
     return out
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments {argv[1:]}.")
+        raise ConfigError(f"Unexpected arguments {argv[1:]}.")
     from llm.hardware import get_chip
     from llm.models.config import ATTENTION_IMPLS, REMATS
     from llm.parallel.topology import topology_chip
@@ -74,12 +75,12 @@ def main(argv: list[str]) -> None:
 
     for value in _REMAT.value:
         if value not in REMATS:
-            raise ValueError(f"--remat={value!r} is not one of {', '.join(REMATS)}.")
+            raise ConfigError(f"--remat={value!r} is not one of {', '.join(REMATS)}.")
     for value in _ATTENTION.value:
         if value not in ATTENTION_IMPLS:
-            raise ValueError(f"--attention={value!r} is not one of {', '.join(ATTENTION_IMPLS)}.")
+            raise ConfigError(f"--attention={value!r} is not one of {', '.join(ATTENTION_IMPLS)}.")
     if _COMPILE_TOP.value < 0:
-        raise ValueError(f"--compile_top={_COMPILE_TOP.value} must be >= 0.")
+        raise ConfigError(f"--compile_top={_COMPILE_TOP.value} must be >= 0.")
     config = load_config(_CONFIG.value, _OVERRIDES)
     devices = target_devices(_TOPOLOGY.value, _SLICES.value, _DEVICES.value)
     chip = topology_chip(_TOPOLOGY.value) if _TOPOLOGY.value else get_chip(_CHIP.value)
@@ -104,7 +105,7 @@ def main(argv: list[str]) -> None:
         progress=print,
     )
     if not rows:
-        raise ValueError(
+        raise ConfigError(
             f"No candidate of {_CONFIG.value} can fit {len(devices)} chips of "
             f"{chip.name}: use more chips, a smaller global batch or a smaller model."
         )
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> None:
     elif best.fits is None:
         print(f"best plan (analytical only, not compiled): {best.candidate.flags()}")
     else:
-        raise ValueError(
+        raise ConfigError(
             f"None of the {sum(r.compiled is not None for r in rows)} compiled candidates fits "
             f"{chip.hbm_bytes / 2**30:.2f} GiB per chip; raise --max_compiles, use more chips "
             "or a smaller global batch."

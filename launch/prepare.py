@@ -14,10 +14,12 @@ the tokenizer and tokenize the splits once for a task (--task=lm|seq2seq|mlm).
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
+from launch.cli import run_main
 from llm.data import config as config_lib
 from llm.data import prepare, sources
+from llm.errors import ConfigError
 
 _KIND = flags.DEFINE_enum(
     "kind",
@@ -50,7 +52,7 @@ def main(argv: list[str]) -> None:
     del argv
     if _KIND.value == "tfds":
         if not _DATASET.value:
-            raise app.UsageError("--dataset is required with --kind=tfds.")
+            raise ConfigError("--dataset is required with --kind=tfds.")
         dataset = _DATASET.value
         if sources.base_name(dataset) in sources.GENERATED:
             cfg = config_lib.default_data_config()
@@ -89,4 +91,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

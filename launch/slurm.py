@@ -9,8 +9,9 @@ import os
 import pathlib
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from launch.cli import run_main
 from llm.parallel import slurm
 
 _NODES = flags.DEFINE_integer("nodes", 1, "Nodes to allocate.")
@@ -57,4 +58,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

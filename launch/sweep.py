@@ -12,9 +12,11 @@ import os
 import pathlib
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from launch.cli import run_main
 from llm import sweeps
+from llm.errors import ConfigError
 from llm.parallel import slurm
 
 _CONFIG = flags.DEFINE_string("config", None, "Experiment config file[:arg].")
@@ -56,10 +58,10 @@ def main(argv: list[str]) -> None:
         sys.exit(_report(pathlib.Path(_COLLECT.value)))
     if _RUN_POINT.value is not None:
         if not _ROOT.value:
-            raise app.UsageError("--run_point needs --root.")
+            raise ConfigError("--run_point needs --root.")
         sys.exit(sweeps.run_point(_ROOT.value, _RUN_POINT.value))
     if not (_CONFIG.value and _SWEEP.value):
-        raise app.UsageError("Give --config and --sweep (or --collect=DIR).")
+        raise ConfigError("Give --config and --sweep (or --collect=DIR).")
     root = pathlib.Path(_ROOT.value or _default_root(_CONFIG.value, _SWEEP.value)).absolute()
     plan = sweeps.plan_sweep(_CONFIG.value, _SWEEP.value, root, extra_args=extra)
     print(f"Sweep {_SWEEP.value}: {len(plan['points'])} points in {root}")
@@ -90,4 +92,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

@@ -9,8 +9,9 @@ import shlex
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from launch.cli import run_main
 from llm.parallel import tpu
 
 _TPU = flags.DEFINE_string("tpu", None, "TPU VM name.", required=True)
@@ -42,4 +43,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main)

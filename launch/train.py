@@ -6,6 +6,7 @@ from absl import flags, logging
 
 from launch.cli import run_main
 from llm.config import load_config, split_config_overrides
+from llm.errors import ConfigError
 
 DEFAULT_CONFIG = "experiments/tiny_lm.py"
 
@@ -45,7 +46,9 @@ def default_workdir(config_spec: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    del argv
+    if len(argv) > 1:
+        # A stray word (say, a flag missing its `--`) would otherwise train the default config.
+        raise ConfigError(f"Unexpected arguments {argv[1:]}.")
     from llm.parallel import distributed
     from llm.train.console import quiet_library_logs
     from llm.train.loop import train_and_evaluate  # after flags: keeps --help fast

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import difflib
-import importlib.util
 import pathlib
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
+
+from llm.errors import ConfigError, ConfigKeyError, InputFileNotFoundError
+from llm.experiment_file import blame_file, exec_file
 
 REQUIRED_GROUPS = ("model", "data", "train", "mesh")
 OVERRIDE_PREFIX = "--config."
@@ -31,7 +32,7 @@ def split_config_overrides(argv: Sequence[str]) -> tuple[list[str], list[tuple[s
                 key, value = key_value, args[i + 1]
                 i += 1
             else:
-                raise ValueError(f"Override {arg!r} has no value; write {arg}=VALUE.")
+                raise ConfigError(f"Override {arg!r} has no value; write {arg}=VALUE.")
             overrides.append((key, value))
         else:
             rest.append(arg)
@@ -39,23 +40,19 @@ def split_config_overrides(argv: Sequence[str]) -> tuple[list[str], list[tuple[s
     keys = [k for k, _ in overrides]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
-        raise ValueError(f"Config keys overridden more than once: {duplicates}; keep one of each.")
+        raise ConfigError(f"Config keys overridden more than once: {duplicates}; keep one of each.")
     return rest, overrides
 
 
 def _load_module(path: pathlib.Path):
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputFileNotFoundError(
             f"Experiment config {str(path)!r} not found; `python -m launch.list` shows the "
             "registered experiments."
         )
-    name = f"_llm_experiment_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    module = exec_file(path, f"_llm_experiment_{path.stem}")
     if not hasattr(module, "get_config"):
-        raise AttributeError(f"{path} defines no get_config(arg=None).")
+        raise ConfigError(f"{path} defines no get_config(arg=None).")
     return module
 
 
@@ -63,7 +60,8 @@ def load_config(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_coll
     """Loads `path.py[:arg]`, applies overrides, validates the schema and locks the config."""
     path, _, arg = spec.partition(":")
     module = _load_module(pathlib.Path(path))
-    config = module.get_config(arg or None)
+    with blame_file(path, f"get_config({arg or None!r}) of"):
+        config = module.get_config(arg or None)
     for key, value in overrides:
         set_override(config, key, value)
     validate_schema(config)
@@ -84,17 +82,17 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
             return True
         if lowered in ("false", "0", "no"):
             return False
-        raise ValueError(f"--config.{key}={text!r}: expected a bool (true/false).")
+        raise ConfigError(f"--config.{key}={text!r}: expected a bool (true/false).")
     if isinstance(current, int):
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"--config.{key}={text!r}: expected an int.") from None
+            raise ConfigError(f"--config.{key}={text!r}: expected an int.") from None
     if isinstance(current, float):
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"--config.{key}={text!r}: expected a float.") from None
+            raise ConfigError(f"--config.{key}={text!r}: expected a float.") from None
     if isinstance(current, str):
         return text
     try:
@@ -102,12 +100,12 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
     except (ValueError, SyntaxError):
         if current is None:
             return text
-        raise ValueError(
+        raise ConfigError(
             f"--config.{key}={text!r}: expected a Python literal like the current value "
             f"{current!r}."
         ) from None
     if isinstance(current, (tuple, list)) and not isinstance(value, (tuple, list)):
-        raise ValueError(f"--config.{key}={text!r}: expected a list like {current!r}.")
+        raise ConfigError(f"--config.{key}={text!r}: expected a list like {current!r}.")
     return type(current)(value) if isinstance(current, (tuple, list)) else value
 
 
@@ -120,14 +118,14 @@ def set_override(config: ml_collections.ConfigDict, key: str, text: str) -> None
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             options = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
             where = f"config.{prefix}" if prefix else "config"
-            raise KeyError(
+            raise ConfigKeyError(
                 f"Unknown config key {key!r}: {where} has no field {part!r}.{_close(part, options)}"
             )
         if depth < len(parts) - 1:
             node = node[part]
     current = node[parts[-1]]
     if isinstance(current, ml_collections.ConfigDict):
-        raise ValueError(f"--config.{key} is a group; override one of its fields instead.")
+        raise ConfigError(f"--config.{key} is a group; override one of its fields instead.")
     value = _parse_value(key, text, current)
     with node.ignore_type():
         node[parts[-1]] = value
@@ -137,7 +135,7 @@ def validate_schema(config: ml_collections.ConfigDict) -> None:
     """Checks that the config has the project's top-level groups."""
     missing = [g for g in REQUIRED_GROUPS if g not in config]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"Config lacks the groups {missing}; every experiment has {list(REQUIRED_GROUPS)}."
         )
 

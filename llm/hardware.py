@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from llm.errors import ConfigError
+
 GIB = 1024**3
 
 
@@ -52,8 +54,8 @@ def chip_of(device_kind: str) -> Chip | None:
 
 
 def get_chip(name: str) -> Chip:
-    """The chip called `name` (a key of CHIPS or a jax device_kind), or a ValueError naming them."""
+    """The chip called `name` (a key of CHIPS or a jax device_kind), or a ConfigError naming them."""
     chip = chip_of(name)
     if chip is None:
-        raise ValueError(f"Unknown chip {name!r}; known: {', '.join(sorted(CHIPS))}.")
+        raise ConfigError(f"Unknown chip {name!r}; known: {', '.join(sorted(CHIPS))}.")
     return chip

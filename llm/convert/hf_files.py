@@ -14,14 +14,12 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from llm.errors import ConversionError
+
 # Files that hold pickled tensors: loading them can run arbitrary code, so they are refused.
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "model.ckpt")
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
-
-
-class ConversionError(ValueError):
-    """A checkpoint folder or config that cannot be converted; the message names the cause."""
 
 
 def read_config(folder: str | pathlib.Path) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import os
 
 import ml_collections
 
+from llm.errors import ConfigError
+
 # Where datasets live when `data_dir` is ''. Checked in this order, so a
 # cluster can point every run at shared storage with one environment variable
 # and a laptop falls back to where `tfds build` puts data anyway.
@@ -114,16 +116,16 @@ def resolve_data_dir(data_dir: str) -> str:
 def validate(data_cfg: ml_collections.ConfigDict) -> None:
     """Fails with a message naming the bad value and the fix."""
     if data_cfg.task not in TASKS:
-        raise ValueError(f"data.task={data_cfg.task!r}; use one of {TASKS}.")
+        raise ConfigError(f"data.task={data_cfg.task!r}; use one of {TASKS}.")
     if data_cfg.tokenizer not in TOKENIZERS:
-        raise ValueError(f"data.tokenizer={data_cfg.tokenizer!r}; use one of {TOKENIZERS}.")
+        raise ConfigError(f"data.tokenizer={data_cfg.tokenizer!r}; use one of {TOKENIZERS}.")
     for name in ("seq_len", "inputs_len", "targets_len"):
         if data_cfg[name] < 2:
-            raise ValueError(f"data.{name}={data_cfg[name]}; it must be >= 2.")
+            raise ConfigError(f"data.{name}={data_cfg[name]}; it must be >= 2.")
     if data_cfg.task == "mlm" and not 0 < data_cfg.mask_rate < 1:
-        raise ValueError(f"data.mask_rate={data_cfg.mask_rate}; it must be in (0, 1).")
+        raise ConfigError(f"data.mask_rate={data_cfg.mask_rate}; it must be in (0, 1).")
     if data_cfg.mask_token_prob + data_cfg.random_token_prob > 1:
-        raise ValueError(
+        raise ConfigError(
             "data.mask_token_prob + data.random_token_prob must be <= 1 "
             f"(got {data_cfg.mask_token_prob} + {data_cfg.random_token_prob})."
         )
@@ -133,11 +135,11 @@ def validate(data_cfg: ml_collections.ConfigDict) -> None:
         ("spm_type", ("unigram", "bpe")),
     ):
         if data_cfg[name] not in allowed:
-            raise ValueError(f"data.{name}={data_cfg[name]!r}; use one of {allowed}.")
+            raise ConfigError(f"data.{name}={data_cfg[name]!r}; use one of {allowed}.")
     if data_cfg.chunk_size < 1 or data_cfg.num_packing_bins < 1:
-        raise ValueError("data.chunk_size and data.num_packing_bins must be >= 1.")
+        raise ConfigError("data.chunk_size and data.num_packing_bins must be >= 1.")
     if data_cfg.num_workers < 0:
-        raise ValueError(f"data.num_workers={data_cfg.num_workers}; must be >= 0.")
+        raise ConfigError(f"data.num_workers={data_cfg.num_workers}; must be >= 0.")
 
 
 def sequence_lengths(data_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 from absl import logging
 
+from llm.errors import ConfigError, InputFileError, InputFileNotFoundError
+
 
 class Counts(collections.Counter):
     """Skipped input by reason, e.g. {'invalid_utf8': 3, 'empty': 10}."""
@@ -22,9 +24,9 @@ class Counts(collections.Counter):
 
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
-        raise FileNotFoundError(f"Input file {path!r} does not exist.")
+        raise InputFileNotFoundError(f"Input file {path!r} does not exist.")
     if os.path.getsize(path) == 0:
-        raise ValueError(f"Input file {path!r} is empty.")
+        raise InputFileError(f"Input file {path!r} is empty.")
 
 
 def read_lines(path: str, counts: Counts) -> Iterator[str | None]:
@@ -45,13 +47,13 @@ def _nonempty(items: Iterator[str], path: str, counts: Counts) -> Iterator[str]:
         n += 1
         yield item
     if n == 0:
-        raise ValueError(f"Input file {path!r} has no usable text ({dict(counts)} skipped).")
+        raise InputFileError(f"Input file {path!r} has no usable text ({dict(counts)} skipped).")
 
 
 def text_documents(path: str, doc_sep: str, counts: Counts) -> Iterator[str]:
     """Documents of a text file: one per line, or blank-line separated."""
     if doc_sep not in ("line", "blank"):
-        raise ValueError(f"doc_sep={doc_sep!r}; use 'line' or 'blank'.")
+        raise ConfigError(f"doc_sep={doc_sep!r}; use 'line' or 'blank'.")
 
     def docs() -> Iterator[str]:
         para: list[str] = []
@@ -91,14 +93,16 @@ def parallel_pairs(paths: list[str], counts: Counts) -> Iterator[tuple[str, str]
 
         return _nonempty(tsv(), path, counts)
     if len(paths) != 2:
-        raise ValueError(f"Parallel text needs two aligned files or one TSV; got {paths}.")
+        raise InputFileError(f"Parallel text needs two aligned files or one TSV; got {paths}.")
 
     def aligned() -> Iterator[tuple[str, str]]:
         missing = object()
         src_lines, tgt_lines = read_lines(paths[0], counts), read_lines(paths[1], counts)
         for src, tgt in itertools.zip_longest(src_lines, tgt_lines, fillvalue=missing):
             if src is missing or tgt is missing:
-                raise ValueError(f"{paths[0]!r} and {paths[1]!r} have different numbers of lines.")
+                raise InputFileError(
+                    f"{paths[0]!r} and {paths[1]!r} have different numbers of lines."
+                )
             if src is None or tgt is None:
                 continue
             if not src.strip() or not tgt.strip():

@@ -20,6 +20,7 @@ from absl import flags
 from llm.data import config as config_lib
 from llm.data import packing, sources, token_cache, tokenizers
 from llm.data.tasks import LMTask, MLMTask, Seq2SeqTask, Task
+from llm.errors import ConfigError
 
 _TASKS = {"lm": LMTask, "seq2seq": Seq2SeqTask, "mlm": MLMTask}
 
@@ -99,7 +100,7 @@ def build_token_caches(
     tok = tokenizers.get_tokenizer(data_cfg)
     task = make_task(data_cfg, tok, records=())
     if task.needs_text:
-        raise ValueError("data.nsp needs sentence boundaries; set data.token_cache=False.")
+        raise ConfigError("data.nsp needs sentence boundaries; set data.token_cache=False.")
     return [
         token_cache.build(data_cfg, split, tok, task.encode)
         for split in (splits or (data_cfg.train_split, data_cfg.eval_split))
@@ -124,7 +125,7 @@ def make_dataset(
     """
     config_lib.validate(data_cfg)
     if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size}; it must be >= 1 (per process).")
+        raise ConfigError(f"batch_size={batch_size}; it must be >= 1 (per process).")
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index={shard_index} not in [0, shard_count={shard_count}).")
     shuffle = data_cfg.shuffle if shuffle is None else shuffle
@@ -132,7 +133,7 @@ def make_dataset(
     needs_text = data_cfg.task == "mlm" and data_cfg.nsp
     records, decode = _source(data_cfg, split, tok, needs_text)
     if len(records) < shard_count:
-        raise ValueError(
+        raise ConfigError(
             f"Split {split!r} has {len(records)} records, fewer than {shard_count} shards."
         )
     # Shard before shuffling so that shards are disjoint by construction and

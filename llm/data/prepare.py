@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 
 from llm.data import config as config_lib
 from llm.data import pipeline, sources, tokenizers
+from llm.errors import ConfigError, InputFileNotFoundError, OutputExistsError
 
 # launch.prepare --kind -> builder name (llm.data.builders.local).
 LOCAL_KINDS = {
@@ -61,15 +62,17 @@ def prepare_local(
     the counts of skipped input lines by reason.
     """
     if kind not in LOCAL_KINDS:
-        raise ValueError(f"kind={kind!r}; use one of {sorted(LOCAL_KINDS)}.")
+        raise ConfigError(f"kind={kind!r}; use one of {sorted(LOCAL_KINDS)}.")
     if not name or "/" in name:
-        raise ValueError(f"name={name!r}; give a plain name for the dataset.")
+        raise ConfigError(f"name={name!r}; give a plain name for the dataset.")
     if not files:
-        raise ValueError("No input files: give at least a train split.")
+        raise ConfigError("No input files: give at least a train split.")
     for split, paths in files.items():
         for path in paths:
             if not os.path.exists(path):
-                raise FileNotFoundError(f"Input file {path!r} of split {split!r} does not exist.")
+                raise InputFileNotFoundError(
+                    f"Input file {path!r} of split {split!r} does not exist."
+                )
     builder_name = LOCAL_KINDS[kind]
     sources.register(builder_name)
     cls = tfds.builder_cls(builder_name)
@@ -86,7 +89,7 @@ def prepare_local(
     data_dir = config_lib.resolve_data_dir(data_dir)
     builder = cls(config=config, data_dir=data_dir, file_format=sources.FILE_FORMAT)
     if builder.is_prepared() and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{builder_name}/{name} already exists in {data_dir}; pass overwrite=True "
             "(--overwrite) to rebuild it."
         )

@@ -10,6 +10,7 @@ import ml_collections
 import tensorflow_datasets as tfds
 
 from llm.data import config as config_lib
+from llm.errors import ConfigError, ConfigKeyError, DatasetNotPreparedError
 
 FILE_FORMAT = "array_record"
 
@@ -52,10 +53,6 @@ _PAIR_KEYS = {
 }
 
 
-class DatasetNotPreparedError(FileNotFoundError):
-    """A dataset or split is missing from data_dir."""
-
-
 def base_name(dataset: str) -> str:
     """'wmt14_translate/de-en:1.0.0' -> 'wmt14_translate'."""
     return dataset.split("/")[0].split(":")[0]
@@ -84,7 +81,7 @@ def pair_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, str]:
     inputs_key = data_cfg.inputs_key or (default or ("", ""))[0]
     targets_key = data_cfg.targets_key or (default or ("", ""))[1]
     if not inputs_key or not targets_key:
-        raise ValueError(
+        raise ConfigError(
             f"No default features for seq2seq dataset {name!r}: set data.inputs_key "
             "and data.targets_key."
         )
@@ -94,7 +91,9 @@ def pair_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, str]:
 def record_text(record: Mapping[str, Any], key: str) -> bytes | str:
     """The text feature of a record, or an error naming the features there are."""
     if key not in record:
-        raise KeyError(f"Record has no feature {key!r} (data.*_key); it has {sorted(record)}.")
+        raise ConfigKeyError(
+            f"Record has no feature {key!r} (data.*_key); it has {sorted(record)}."
+        )
     return record[key]
 
 

@@ -13,6 +13,7 @@ from absl import logging
 
 from llm.data import config as config_lib
 from llm.data import sources
+from llm.errors import ConfigError, InputFileNotFoundError
 
 MASK_PIECE = "[MASK]"
 
@@ -117,7 +118,7 @@ def train(data_cfg: ml_collections.ConfigDict, texts: Iterator[str], path: str) 
             )
         except RuntimeError as e:
             # Byte fallback needs 256 byte pieces plus every character seen.
-            raise ValueError(
+            raise ConfigError(
                 f"data.vocab_size={data_cfg.vocab_size} is too small for sentencepiece "
                 f"on {data_cfg.dataset!r} (it needs > 256 byte pieces + the "
                 f"characters of the corpus): {e}"
@@ -132,7 +133,7 @@ def get_sentencepiece(data_cfg: ml_collections.ConfigDict) -> SentencePieceToken
     if data_cfg.spm_model:
         path = os.path.expanduser(data_cfg.spm_model)
         if not os.path.exists(path):
-            raise FileNotFoundError(
+            raise InputFileNotFoundError(
                 f"data.spm_model={data_cfg.spm_model!r} does not exist; fix the path or set "
                 "it to '' to train one from the train split."
             )

@@ -23,6 +23,7 @@ from array_record.python import array_record_module
 from llm.data import config as config_lib
 from llm.data import sources
 from llm.data.tokenizers import Tokenizer
+from llm.errors import InputFileError
 
 RECORDS = "ids.array_record"
 _READ_CHUNK = 1024
@@ -144,6 +145,6 @@ def open_cache(path: str) -> tuple[Sequence[bytes], DecodeRecord, dict[str, Any]
     """A cache's records (bytes), their decoder and its metadata."""
     meta = read_meta(path)
     if meta["num_records"] == 0:
-        raise ValueError(f"Token cache {path} is empty; its split has no records.")
+        raise InputFileError(f"Token cache {path} is empty; its split has no records.")
     src = grain.sources.ArrayRecordDataSource([os.path.join(path, RECORDS)])
     return src, DecodeRecord(meta["keys"], meta["dtype"]), meta

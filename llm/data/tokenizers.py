@@ -8,6 +8,8 @@ from typing import Protocol
 import ml_collections
 import numpy as np
 
+from llm.errors import ConfigError
+
 
 class Tokenizer(Protocol):
     """What the pipeline and the trainer need from a tokenizer."""
@@ -71,4 +73,4 @@ def get_tokenizer(data_cfg: ml_collections.ConfigDict) -> Tokenizer:
         from llm.data import spm
 
         return spm.get_sentencepiece(data_cfg)
-    raise ValueError(f"data.tokenizer={data_cfg.tokenizer!r}; use 'byte' or 'sentencepiece'.")
+    raise ConfigError(f"data.tokenizer={data_cfg.tokenizer!r}; use 'byte' or 'sentencepiece'.")

@@ -3,6 +3,8 @@
 import jax
 import jax.numpy as jnp
 
+from llm.errors import ConfigError
+
 NEG_INF = -jnp.inf
 
 
@@ -33,11 +35,11 @@ def top_p_mask(logits_BxV: jax.Array, top_p: float | jax.Array) -> jax.Array:
 def check_sampling_args(temperature: float | jax.Array, top_k: int, top_p: float | None) -> None:
     """Fails early on filter settings that are not traced and out of range."""
     if isinstance(temperature, (int, float)) and temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+        raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top_k must be a Python int >= 0 (0 = off), got {top_k!r}")
+        raise ConfigError(f"top_k must be a Python int >= 0 (0 = off), got {top_k!r}")
     if isinstance(top_p, (int, float)) and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] (None or 1 = off), got {top_p}")
+        raise ConfigError(f"top_p must be in (0, 1] (None or 1 = off), got {top_p}")
 
 
 def sample_logits(

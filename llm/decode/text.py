@@ -21,6 +21,7 @@ from llm.decode.adapters import (
 )
 from llm.decode.beam_search import beam_search
 from llm.decode.sampling import sample
+from llm.errors import ConfigError, InputFileError
 from llm.parallel.sharding import batch_sharding, data_parallel_size
 
 
@@ -38,7 +39,7 @@ def generate_text(
     """Continues `prompt` (after BOS) with up to `max_new_tokens` tokens; temperature 0 is greedy."""
     prompt_ids = np.concatenate([[tokenizer.bos_id], tokenizer.encode(prompt)]).astype(np.int32)
     if len(prompt_ids) >= max_len:
-        raise ValueError(
+        raise ConfigError(
             f"Prompt of {len(prompt_ids)} tokens leaves no room in the model's max_len={max_len}; "
             "shorten the prompt."
         )
@@ -87,15 +88,15 @@ class DecodeOptions:
     def check(self) -> None:
         """Fails on values no decoding loop accepts, naming the flag."""
         if self.max_decode_len < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"max_decode_len={self.max_decode_len} must be >= 0 (0 = fill max_len)."
             )
         if self.beam_size < 1:
-            raise ValueError(f"beam_size={self.beam_size} must be >= 1 (1 = no beam search).")
+            raise ConfigError(f"beam_size={self.beam_size} must be >= 1 (1 = no beam search).")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size} must be >= 1.")
+            raise ConfigError(f"batch_size={self.batch_size} must be >= 1.")
         if self.beam_size > 1 and (self.temperature or self.top_k or self.top_p is not None):
-            raise ValueError(
+            raise ConfigError(
                 "beam search (beam_size > 1) is deterministic: drop temperature/top_k/top_p "
                 "or use beam_size=1 to sample."
             )
@@ -106,12 +107,12 @@ def _encode_lines(
     texts: Sequence[str], tokenizer: Any, empty: str
 ) -> tuple[list[np.ndarray], list[int]]:
     if empty not in _EMPTY_MODES:
-        raise ValueError(f"empty={empty!r}; use one of {_EMPTY_MODES}.")
+        raise ConfigError(f"empty={empty!r}; use one of {_EMPTY_MODES}.")
     ids, blank = [], []
     for i, text in enumerate(texts):
         if not text.strip():
             if empty == "error":
-                raise ValueError(
+                raise InputFileError(
                     f"input line {i + 1} is empty; remove it, or ask for an empty output line "
                     "for it (launch.decode --empty=blank)."
                 )
@@ -172,7 +173,7 @@ def decode_texts(
     """
     options.check()
     if family not in ("decoder", "encoder_decoder"):
-        raise ValueError(
+        raise ConfigError(
             f"model family {family!r} does not generate text; decoding needs a 'decoder' or "
             "'encoder_decoder' model."
         )

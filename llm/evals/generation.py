@@ -14,6 +14,7 @@ import ml_collections
 from absl import logging
 from jax.sharding import Mesh
 
+from llm.errors import ConfigError
 from llm.evals.bleu import corpus_bleu
 from llm.evals.rouge import rouge
 
@@ -60,7 +61,7 @@ def read_pairs(
     inputs_key, targets_key = data_lib.pair_keys(data_cfg)
     count = len(source) if max_examples <= 0 else min(max_examples, len(source))
     if count == 0:
-        raise ValueError(f"Split {split!r} of {data_cfg.dataset!r} has no examples to decode.")
+        raise ConfigError(f"Split {split!r} of {data_cfg.dataset!r} has no examples to decode.")
     records = [source[i] for i in range(count)]
     return [_text(r[inputs_key]) for r in records], [_text(r[targets_key]) for r in records]
 
@@ -85,7 +86,7 @@ def generation_eval(
     from llm.decode.text import DecodeOptions, decode_texts
 
     if data_cfg.task != "seq2seq":
-        raise ValueError(
+        raise ConfigError(
             f"generation metrics need a seq2seq dataset (data.task='seq2seq'), not "
             f"data.task={data_cfg.task!r}; use perplexity or MLM accuracy instead."
         )

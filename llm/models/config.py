@@ -10,6 +10,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from llm.errors import ConfigError
+
 FAMILIES = ("decoder", "encoder", "encoder_decoder")
 POSITIONS = ("learned", "sinusoidal", "rotary", "none")
 NORMS = ("layernorm", "rmsnorm")
@@ -97,7 +99,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         errors = _validate(self)
         if errors:
-            raise ValueError("Bad model config:\n  " + "\n  ".join(errors))
+            raise ConfigError("Bad model config:\n  " + "\n  ".join(errors))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
@@ -111,7 +113,7 @@ class ModelConfig:
                 close = difflib.get_close_matches(k, known, n=3)
                 hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
                 msgs.append(f"unknown model config key {k!r}{hint}")
-            raise ValueError("; ".join(msgs) + f". Known keys: {', '.join(known)}.")
+            raise ConfigError("; ".join(msgs) + f". Known keys: {', '.join(known)}.")
         return cls(**items)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from llm.errors import ConfigError
+
 ConfigDict = dict[str, Any]
 
 
@@ -273,7 +275,7 @@ def padded_vocab(size: int, multiple: int = 128) -> int:
 def get_preset(name: str, **overrides: Any) -> ConfigDict:
     """The named preset's dict with overrides applied; unknown names list the presets."""
     if name not in PRESETS:
-        raise ValueError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
     d = PRESETS[name]()
     d.update(overrides)
     return d

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 import jax
 from absl import logging
 
+from llm.errors import ConfigError
+
 # JAX's default heartbeat timeout is 100 s; a survivor then waits that long to notice a dead
 # peer. Launchers pass a shorter one where failing fast matters more than riding out stalls.
 DEFAULT_HEARTBEAT_TIMEOUT_S = 100
@@ -82,13 +84,13 @@ def resolve_process_spec(
     given = [v is not None for v in (coordinator_address, num_processes, process_id)]
     if any(given):
         if not all(given):
-            raise ValueError(
+            raise ConfigError(
                 "Give all of --coordinator_address, --num_processes and --process_id, or none "
                 f"(got coordinator_address={coordinator_address!r}, "
                 f"num_processes={num_processes}, process_id={process_id})."
             )
         if not 0 <= process_id < num_processes:
-            raise ValueError(
+            raise ConfigError(
                 f"--process_id={process_id} must be in [0, --num_processes={num_processes})."
             )
         return ProcessSpec(coordinator_address, num_processes, process_id)

@@ -9,6 +9,8 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
+from llm.errors import ConfigError
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
 
@@ -17,29 +19,29 @@ def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int,
     shape = []
     for axis in MESH_AXES:
         if axis not in sizes:
-            raise ValueError(f"config.mesh.{axis} is missing; set it to a size or -1 to fill.")
+            raise ConfigError(f"config.mesh.{axis} is missing; set it to a size or -1 to fill.")
         size = int(sizes[axis])
         if size == 0 or size < -1:
-            raise ValueError(
+            raise ConfigError(
                 f"config.mesh.{axis}={size} is not a valid mesh size; use a positive size or -1."
             )
         shape.append(size)
     fill_axes = [a for a, s in zip(MESH_AXES, shape, strict=True) if s == -1]
     if len(fill_axes) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"Only one mesh axis may be -1, got {fill_axes}; give explicit sizes to all but one."
         )
     known = int(np.prod([s for s in shape if s != -1]))
     if fill_axes:
         if num_devices % known:
-            raise ValueError(
+            raise ConfigError(
                 f"Mesh sizes {dict(zip(MESH_AXES, shape, strict=True))} cannot fill {num_devices} devices: "
                 f"{num_devices} is not divisible by {known}. Pick sizes whose product divides "
                 "the device count."
             )
         shape[MESH_AXES.index(fill_axes[0])] = num_devices // known
     elif known != num_devices:
-        raise ValueError(
+        raise ConfigError(
             f"Mesh {dict(zip(MESH_AXES, shape, strict=True))} has {known} devices but {num_devices} are "
             f"available; make the product of config.mesh.data/fsdp/tensor equal {num_devices} "
             "or set one of them to -1."
@@ -54,7 +56,7 @@ def _device_grid(shape: tuple[int, ...], devices: Sequence[jax.Device]) -> np.nd
         # Several TPU slices talk over the data-centre network: only data parallelism
         # (a gradient all-reduce per step) crosses them; fsdp and tensor stay inside one.
         if shape[0] % len(slices):
-            raise ValueError(
+            raise ConfigError(
                 f"config.mesh.data={shape[0]} must be a multiple of the {len(slices)} slices: "
                 "data parallelism is what crosses slices."
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from llm.errors import ConfigError
+
 LogicalRules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 
 # The batch is split over every data-parallel axis; FSDP shards parameters
@@ -34,7 +36,7 @@ def resolve_rules(rules: str | Sequence[Sequence]) -> LogicalRules:
     """Returns rules from a preset name or a list of (logical, mesh axes) pairs."""
     if isinstance(rules, str):
         if rules not in PRESETS:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown sharding rules preset {rules!r}; choose one of {sorted(PRESETS)} or "
                 "give a list of (logical_axis, mesh_axes) pairs."
             )
@@ -42,7 +44,7 @@ def resolve_rules(rules: str | Sequence[Sequence]) -> LogicalRules:
     resolved = []
     for pair in rules:
         if len(pair) != 2 or not isinstance(pair[0], str):
-            raise ValueError(
+            raise ConfigError(
                 f"Sharding rule {pair!r} must be a (logical_axis, mesh_axes) pair, e.g. "
                 "('embed', 'fsdp') or ('act_batch', ('data', 'fsdp'))."
             )

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from llm.errors import ConfigError
 from llm.parallel.rules import LogicalRules, mesh_axes_for
 
 
@@ -26,7 +27,7 @@ def logical_to_shardings(logical_specs: Any, mesh: Mesh, rules: LogicalRules) ->
 
 
 def check_divisible(abstract_tree: Any, shardings: Any, logical_specs: Any) -> None:
-    """Raises a ValueError naming the first array dimension its mesh axes do not divide."""
+    """Raises a ConfigError naming the first array dimension its mesh axes do not divide."""
     leaves = jax.tree_util.tree_flatten_with_path(abstract_tree)[0]
     shard_leaves = jax.tree_util.tree_leaves(
         shardings, is_leaf=lambda x: isinstance(x, NamedSharding)
@@ -40,7 +41,7 @@ def check_divisible(abstract_tree: Any, shardings: Any, logical_specs: Any) -> N
             if size > 1 and leaf.shape[dim] % size:
                 name = jax.tree_util.keystr(path)
                 logical_name = logical[dim] if dim < len(logical) else None
-                raise ValueError(
+                raise ConfigError(
                     f"Parameter {name} has shape {leaf.shape}: dimension {dim} "
                     f"({logical_name!r}, size {leaf.shape[dim]}) is not divisible by mesh "
                     f"axes {axes} of size {size}. Change the model size, the mesh "
@@ -63,12 +64,12 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, rules: LogicalRules) ->
     """Raises when the global batch does not split evenly over the data-parallel axes."""
     dp = data_parallel_size(mesh, rules)
     if global_batch_size % dp:
-        raise ValueError(
+        raise ConfigError(
             f"config.train.batch_size={global_batch_size} is not divisible by the data-parallel "
             f"size {dp} (mesh {dict(mesh.shape)}); use a multiple of {dp}."
         )
     if global_batch_size % jax.process_count():
-        raise ValueError(
+        raise ConfigError(
             f"config.train.batch_size={global_batch_size} is not divisible by the process count "
             f"{jax.process_count()}; use a multiple of it."
         )

@@ -14,6 +14,7 @@ import re
 
 import jax
 
+from llm.errors import ConfigError, TPUCompilerMissingError
 from llm.hardware import Chip, get_chip
 
 INSTALL_HINT = (
@@ -25,22 +26,18 @@ _TOPOLOGY = re.compile(r"^(v4|v5e|v5p|v6e):(\d+(?:x\d+){1,2})$")
 _CHIP_OF_GENERATION = {"v4": "tpu_v4", "v5e": "tpu_v5e", "v5p": "tpu_v5p", "v6e": "tpu_v6e"}
 
 
-class TPUCompilerMissingError(ValueError):
-    """A TPU topology was asked for but libtpu is not installed (fixable by installing it)."""
-
-
 def parse_topology(name: str) -> tuple[str, tuple[int, ...]]:
-    """'v5p:4x4x4' -> ('v5p', (4, 4, 4)); a ValueError names the accepted forms."""
+    """'v5p:4x4x4' -> ('v5p', (4, 4, 4)); a ConfigError names the accepted forms."""
     match = _TOPOLOGY.match(name.strip())
     if not match:
-        raise ValueError(
+        raise ConfigError(
             f"--topology={name!r} is not a TPU topology; use GENERATION:AxBxC as JAX spells "
             "it, e.g. v4:2x2x2, v5e:4x4, v5p:4x4x4, v6e:8x8."
         )
     generation, dims = match.group(1), tuple(int(d) for d in match.group(2).split("x"))
     want = 3 if generation in ("v4", "v5p") else 2
     if len(dims) != want:
-        raise ValueError(
+        raise ConfigError(
             f"--topology={name!r}: {generation} topologies have {want} dimensions, e.g. "
             f"{generation}:{'x'.join(['2'] * want)}."
         )
@@ -61,7 +58,7 @@ def tpu_devices(name: str, slices: int = 1) -> list[jax.Device]:
     """Compile-only devices of `slices` copies of TPU topology `name` (e.g. 'v5p:4x4x4')."""
     parse_topology(name)
     if slices < 1:
-        raise ValueError(f"--slices={slices} must be >= 1.")
+        raise ConfigError(f"--slices={slices} must be >= 1.")
     if not libtpu_available():
         raise TPUCompilerMissingError(
             f"Compiling for --topology={name} needs the TPU compiler: {INSTALL_HINT}."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
 import json
 import pathlib
 import re
@@ -13,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from llm.errors import ConfigError, InputFileNotFoundError, UserError
+from llm.experiment_file import blame_file, exec_file
 from llm.sweeps.space import Point
 
 SWEEP_FILE = "sweep.json"
@@ -23,15 +24,14 @@ def load_sweep(config_spec: str, name: str) -> list[Point]:
     """Calls `get_sweep(name)` of the experiment file the config spec names."""
     path = pathlib.Path(config_spec.partition(":")[0])
     if not path.is_file():
-        raise FileNotFoundError(f"Experiment config {str(path)!r} not found.")
-    spec = importlib.util.spec_from_file_location(f"_llm_sweep_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+        raise InputFileNotFoundError(f"Experiment config {str(path)!r} not found.")
+    module = exec_file(path, f"_llm_sweep_{path.stem}")
     if not hasattr(module, "get_sweep"):
-        raise ValueError(f"{path} defines no get_sweep(name); add one beside get_config.")
-    points = list(module.get_sweep(name))
+        raise ConfigError(f"{path} defines no get_sweep(name); add one beside get_config.")
+    with blame_file(path, f"get_sweep({name!r}) of"):
+        points = list(module.get_sweep(name))
     if not points:
-        raise ValueError(f"Sweep {name!r} of {path} has no points.")
+        raise ConfigError(f"Sweep {name!r} of {path} has no points.")
     return points
 
 
@@ -72,7 +72,9 @@ def read_plan(root: str | pathlib.Path) -> dict[str, Any]:
     """The sweep.json of a planned sweep."""
     path = pathlib.Path(root) / SWEEP_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; plan the sweep first (launch.sweep --config).")
+        raise InputFileNotFoundError(
+            f"{path} not found; plan the sweep first (launch.sweep --config)."
+        )
     return json.loads(path.read_text())
 
 
@@ -95,7 +97,7 @@ def run_point(root: str | pathlib.Path, index: int) -> int:
     """Trains point `index` into its workdir, recording overrides, log and exit status."""
     plan = read_plan(root)
     if not 0 <= index < len(plan["points"]):
-        raise ValueError(f"Point {index} not in this sweep of {len(plan['points'])} points.")
+        raise ConfigError(f"Point {index} not in this sweep of {len(plan['points'])} points.")
     workdir = pathlib.Path(plan["points"][index]["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "overrides.json").write_text(json.dumps(plan["points"][index]["overrides"]))
@@ -122,7 +124,7 @@ def prepare_data(plan: dict[str, Any]) -> None:
         overrides = [*common, *((k, str(v)) for k, v in point["overrides"].items())]
         try:
             data_cfg = load_config(plan["config"], overrides).data
-        except (ValueError, KeyError):
+        except UserError:
             continue  # a bad point fails in its own run, with its error in the table
         key = data_cfg.to_json_best_effort(sort_keys=True)
         if key not in seen:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from llm.errors import ConfigError
+
 Point = dict[str, Any]
 
 
@@ -18,7 +20,7 @@ def grid(axes: Mapping[str, Sequence[Any]]) -> list[Point]:
     keys = list(axes)
     for key in keys:
         if not len(axes[key]):
-            raise ValueError(f"Sweep axis {key!r} has no values.")
+            raise ConfigError(f"Sweep axis {key!r} has no values.")
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
@@ -26,7 +28,7 @@ def zipped(axes: Mapping[str, Sequence[Any]]) -> list[Point]:
     """The i-th value of every key together; all lists must have the same length."""
     lengths = {k: len(v) for k, v in axes.items()}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"zipped() needs lists of equal length, got {lengths}.")
+        raise ConfigError(f"zipped() needs lists of equal length, got {lengths}.")
     keys = list(axes)
     return [dict(zip(keys, values, strict=True)) for values in zip(*axes.values(), strict=True)]
 
@@ -52,21 +54,21 @@ class Distribution:
 def uniform(low: float, high: float) -> Distribution:
     """Uniform over [low, high]."""
     if not low < high:
-        raise ValueError(f"uniform({low}, {high}) needs low < high.")
+        raise ConfigError(f"uniform({low}, {high}) needs low < high.")
     return Distribution("uniform", low, high)
 
 
 def log_uniform(low: float, high: float) -> Distribution:
     """Uniform in log space over [low, high] (learning rates, weight decays)."""
     if not 0 < low < high:
-        raise ValueError(f"log_uniform({low}, {high}) needs 0 < low < high.")
+        raise ConfigError(f"log_uniform({low}, {high}) needs 0 < low < high.")
     return Distribution("log_uniform", low, high)
 
 
 def choice(options: Sequence[Any]) -> Distribution:
     """One of `options`, each equally likely."""
     if not options:
-        raise ValueError("choice() needs at least one option.")
+        raise ConfigError("choice() needs at least one option.")
     return Distribution("choice", options=tuple(options))
 
 
@@ -84,7 +86,7 @@ def product(*sweeps: Sequence[Point]) -> list[Point]:
         for part in parts:
             clash = set(point) & set(part)
             if clash:
-                raise ValueError(f"Sweeps in product() share keys {sorted(clash)}.")
+                raise ConfigError(f"Sweeps in product() share keys {sorted(clash)}.")
             point.update(part)
         out.append(point)
     return out

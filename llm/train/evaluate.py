@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from llm import data as data_lib
+from llm.errors import ConfigError
 from llm.parallel import host_batch_to_global
 from llm.train.program import TrainProgram
 
@@ -68,7 +69,7 @@ class Evaluator:
                 for k, v in jax.device_get(self.program.eval_step(params, global_batch)).items():
                     totals[k] = totals.get(k, 0.0) + float(v)
         if not totals:
-            raise ValueError(
+            raise ConfigError(
                 f"Eval split {cfg.data.eval_split!r} of {cfg.data.dataset!r} gave no full batch "
                 f"of {self.local_batch_size}; lower config.train.batch_size or use a larger split."
             )

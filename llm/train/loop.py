@@ -15,6 +15,7 @@ from absl import logging
 
 from llm import data as data_lib
 from llm.data.config import sequence_lengths
+from llm.errors import ConfigError
 from llm.flops import mfu, train_flops_per_token
 from llm.parallel import host_batch_to_global
 from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
@@ -31,9 +32,9 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
     positive = ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints")
     for name in positive:
         if int(cfg[name]) <= 0:
-            raise ValueError(f"config.train.{name}={cfg[name]} must be positive.")
+            raise ConfigError(f"config.train.{name}={cfg[name]} must be positive.")
     if cfg.learning_rate <= 0:
-        raise ValueError(f"config.train.learning_rate={cfg.learning_rate} must be positive.")
+        raise ConfigError(f"config.train.learning_rate={cfg.learning_rate} must be positive.")
 
 
 def _check_nonfinite(in_row: int, step: int, cfg: ml_collections.ConfigDict) -> None:
@@ -69,7 +70,7 @@ class Trainer:
         data_lib.ensure_dataset(config.data)
         self.tokenizer = data_lib.get_tokenizer(config.data)
         if self.tokenizer.vocab_size > self.model_cfg.vocab_size:
-            raise ValueError(
+            raise ConfigError(
                 f"config.model.vocab_size={self.model_cfg.vocab_size} is smaller than the "
                 f"tokenizer's {self.tokenizer.vocab_size} ids; raise it to at least that."
             )

@@ -9,12 +9,14 @@ import jax
 import ml_collections
 import optax
 
+from llm.errors import ConfigError
+
 
 def make_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
     """Learning-rate schedule named by `cfg.schedule` (cosine, linear, rsqrt, wsd, constant)."""
     peak, warmup, steps = cfg.learning_rate, cfg.warmup_steps, cfg.steps
     if warmup < 0 or warmup > steps and cfg.schedule == "cosine":
-        raise ValueError(
+        raise ConfigError(
             f"config.train.warmup_steps={warmup} must be in [0, config.train.steps={steps}]."
         )
     if cfg.schedule == "cosine":
@@ -60,7 +62,7 @@ def make_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
             ],
             [warmup, warmup + stable],
         )
-    raise ValueError(
+    raise ConfigError(
         f"config.train.schedule={cfg.schedule!r} is unknown; use cosine, linear, rsqrt, wsd or constant."
     )
 
@@ -102,7 +104,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
     elif cfg.optimizer == "sgd":
         opt = optax.sgd(schedule, momentum=cfg.b1)
     else:
-        raise ValueError(
+        raise ConfigError(
             f"config.train.optimizer={cfg.optimizer!r} is unknown; use adamw, adafactor or sgd."
         )
     chain = [opt]

@@ -10,6 +10,7 @@ import jax
 from absl import logging
 
 from llm import flops
+from llm.errors import ConfigError
 
 
 def resolve_peak_flops(spec: str) -> float | None:
@@ -25,7 +26,7 @@ def resolve_peak_flops(spec: str) -> float | None:
     try:
         return float(spec)
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"config.train.peak_flops={spec!r} is not a number, 'measure' or one of "
             f"{sorted(flops.PEAK_FLOPS)}."
         ) from None
@@ -37,7 +38,7 @@ class StepProfiler:
     def __init__(self, workdir: str | pathlib.Path, steps: Sequence[int]):
         self.directory = pathlib.Path(workdir) / "profile"
         if steps and (len(steps) != 2 or not 0 < steps[0] <= steps[1]):
-            raise ValueError(
+            raise ConfigError(
                 f"config.train.profile_steps={tuple(steps)} must be () or (first, last) with "
                 "0 < first <= last."
             )

@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from llm import models
 from llm.data.config import sequence_lengths
+from llm.errors import ConfigError
 from llm.parallel import batch_sharding, check_batch_size, make_mesh, resolve_rules
 from llm.parallel.rules import LogicalRules
 from llm.train.optim import make_optimizer
@@ -97,7 +98,7 @@ def check_microbatches(train_cfg: ml_collections.ConfigDict) -> None:
     """Raises when `train.microbatches` does not split the per-process batch."""
     per_process = train_cfg.batch_size // jax.process_count()
     if train_cfg.microbatches < 1 or per_process % train_cfg.microbatches:
-        raise ValueError(
+        raise ConfigError(
             f"config.train.microbatches={train_cfg.microbatches} must be >= 1 and divide the "
             f"per-process batch {per_process}."
         )

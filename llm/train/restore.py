@@ -24,13 +24,10 @@ from jax.sharding import Mesh
 
 from llm import models
 from llm.data.config import sequence_lengths
+from llm.errors import CheckpointNotFoundError, ConfigError, OutputExistsError
 from llm.parallel import make_mesh, resolve_rules
 from llm.parallel.rules import LogicalRules
 from llm.train.state import abstract_state
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """No usable config.json or checkpoint at the path a user gave."""
 
 
 @dataclasses.dataclass
@@ -129,7 +126,7 @@ def _select_steps(workdir: pathlib.Path, step: int | None, last: int) -> list[in
     else:
         upto = steps
     if last < 1:
-        raise ValueError(f"average_last={last} must be >= 1 (1 = no averaging).")
+        raise ConfigError(f"average_last={last} must be >= 1 (1 = no averaging).")
     if last > len(upto):
         raise CheckpointNotFoundError(
             f"Averaging the last {last} checkpoints needs {last}, but {checkpoint_dir(workdir)} "
@@ -251,7 +248,7 @@ def save_averaged(
     target = output_step if output_step is not None else run.step
     out_dir = checkpoint_dir(output_workdir)
     if (out_dir / str(target)).exists():
-        raise FileExistsError(f"{out_dir / str(target)} exists; pick another --output_step.")
+        raise OutputExistsError(f"{out_dir / str(target)} exists; pick another --output_step.")
     manager = ocp.CheckpointManager(
         out_dir, options=ocp.CheckpointManagerOptions(create=True), item_names=("state", "data")
     )

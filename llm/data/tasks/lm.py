@@ -12,6 +12,7 @@ from llm.data import sources
 from llm.data.packing import Columns
 from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
+from llm.errors import ConfigError
 
 
 class LMTask:
@@ -29,12 +30,14 @@ class LMTask:
         self.pack = data_cfg.pack
         self.needs_text = False
         if data_cfg.lm_long_docs not in ("split", "truncate"):
-            raise ValueError(
+            raise ConfigError(
                 f"data.lm_long_docs={data_cfg.lm_long_docs!r}; use 'split' or 'truncate'."
             )
         self._split = data_cfg.lm_long_docs == "split"
         if data_cfg.pack_mode not in ("first_fit", "concat"):
-            raise ValueError(f"data.pack_mode={data_cfg.pack_mode!r}; use 'first_fit' or 'concat'.")
+            raise ConfigError(
+                f"data.pack_mode={data_cfg.pack_mode!r}; use 'first_fit' or 'concat'."
+            )
         self._concat = data_cfg.pack and data_cfg.pack_mode == "concat"
         # Concat pieces fill the current row exactly: one open row suffices.
         self.open_rows = 1 if self._concat else data_cfg.num_packing_bins

@@ -13,6 +13,7 @@ from llm.data import sources
 from llm.data.packing import Columns, columns_of
 from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
+from llm.errors import ConfigError
 
 # Sentence ends for NSP: a terminator followed by whitespace, or a newline.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -72,7 +73,7 @@ class MLMTask:
         records: Sequence[Any] | None = None,
     ):
         if tok.mask_id < 0:
-            raise ValueError("The tokenizer has no [MASK] token; the MLM task needs one.")
+            raise ConfigError("The tokenizer has no [MASK] token; the MLM task needs one.")
         if data_cfg.nsp and records is None:
             raise ValueError("NSP needs the shard's records to draw random sentences from.")
         self._tok = tok
