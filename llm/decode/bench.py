@@ -76,7 +76,8 @@ def decode_benchmark(
 
     Rows: {'name', 'batch', 'method' ('cache'/'recompute'), 'search'
     ('greedy'/'beam4'), 'new_tokens', 'compile_s', 'run_s', 'new_tokens_per_s'}
-    plus 'cache_speedup' on cached greedy rows and 'beam_slowdown' on beam rows.
+    plus 'cache_speedup' and 'same_tokens_as_recompute' on cached greedy rows and
+    'beam_slowdown' on beam rows.
     """
     if cfg.max_len < new_tokens + 1:
         raise ValueError(f"max_len={cfg.max_len} must hold BOS + new_tokens={new_tokens}.")
@@ -102,11 +103,19 @@ def decode_benchmark(
                     "new_tokens_per_s": timing.new_tokens_per_s,
                 }
             )
+        # The cache must not change what is decoded: the speed-up compares equal outputs.
+        same = bool(
+            jnp.array_equal(
+                _runner(model, cfg, batch, new_tokens, "cache", 1)(params),
+                _runner(model, cfg, batch, new_tokens, "recompute", 1)(params),
+            )
+        )
         cached, recompute = timings[("cache", "greedy")], timings[("recompute", "greedy")]
         beam = timings[("cache", "beam")]
         for row in rows[-3:]:
             if row["method"] == "cache" and row["search"] == "greedy":
                 row["cache_speedup"] = cached.new_tokens_per_s / recompute.new_tokens_per_s
+                row["same_tokens_as_recompute"] = same
             if row["search"].startswith("beam"):
                 row["beam_slowdown"] = cached.new_tokens_per_s / beam.new_tokens_per_s
     return rows

@@ -16,10 +16,11 @@ Every figure it produces is labelled an estimate.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import jax
 import ml_collections
@@ -28,6 +29,7 @@ import numpy as np
 from llm import flops, memory
 from llm.data.config import sequence_lengths
 from llm.hardware import GIB, Chip, chip_of
+from llm.models.config import ModelConfig
 from llm.train.program import TrainProgram, build_train_program
 
 _OOM = re.compile(
@@ -140,6 +142,24 @@ def _per_device_bytes(x: jax.ShapeDtypeStruct) -> int:
     return int(np.prod(shard)) * x.dtype.itemsize
 
 
+@contextlib.contextmanager
+def _compile_only_cache_off(devices: Sequence[jax.Device]) -> Iterator[None]:
+    """No persistent compilation cache for a TPU topology's compile-only devices.
+
+    Their executables cannot be loaded back without a TPU client, so caching them only
+    writes files that every later read rejects with a warning.
+    """
+    if devices[0].platform != "tpu" or jax.devices()[0].platform == "tpu":
+        yield
+        return
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+
+
 def _cost(compiled: jax.stages.Compiled) -> dict[str, float]:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
@@ -169,11 +189,10 @@ def _variant(
 def _depth_points(config: ml_collections.ConfigDict) -> tuple[dict, list[tuple[dict, int]]]:
     """The 1-layer-per-stack variant and, per stack, a variant one layer deeper with the
     number of further layers it stands for."""
-    m = config.model
+    m = ModelConfig.from_dict(config.model.to_dict())
     if m.family != "encoder_decoder":
         return dict(num_layers=1), [(dict(num_layers=2), m.num_layers - 1)]
-    enc = m.num_encoder_layers or m.num_layers
-    dec = m.num_decoder_layers or m.num_layers
+    enc, dec = m.encoder_layers, m.decoder_layers
     one = dict(num_encoder_layers=1, num_decoder_layers=1)
     if enc == dec:
         return one, [(dict(num_encoder_layers=2, num_decoder_layers=2), enc - 1)]
@@ -194,7 +213,7 @@ def _extrapolate(
     """
     keys = ("flops", "optimal_seconds")
     m = config.train.microbatches
-    if not config.model.scan_layers and m == 1:
+    if not ModelConfig.from_dict(config.model.to_dict()).scan_layers and m == 1:
         return real.get("flops"), real.get("optimal_seconds")
 
     def cost(fields: dict) -> dict[str, float]:
@@ -228,6 +247,17 @@ def compile_train_step(
     """
     devices = list(devices or jax.devices())
     chip = chip or chip_of(devices[0].device_kind)
+    with _compile_only_cache_off(devices):
+        return _compile_train_step(config, devices, top, estimate_time, chip)
+
+
+def _compile_train_step(
+    config: ml_collections.ConfigDict,
+    devices: list[jax.Device],
+    top: int,
+    estimate_time: bool,
+    chip: Chip | None,
+) -> CompileReport:
     t0 = time.perf_counter()
     program = build_train_program(config, devices=devices)
     error, cost = None, {}

@@ -22,6 +22,7 @@ estimates, and nothing is measured.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -204,8 +205,18 @@ def analytic_seconds(
     return max(compute, comm_s) + 0.1 * min(compute, comm_s)
 
 
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """A digest of llm's own source: a changed model or step must not hit stale results."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _versions() -> dict[str, str]:
-    out = {"jax": jax.__version__}
+    out = {"jax": jax.__version__, "llm_source": _source_digest()}
     for package in ("jaxlib", "libtpu"):
         try:
             out[package] = importlib.metadata.version(package)
@@ -276,6 +287,8 @@ def compile_candidate(
     try:
         report = compile_train_step(variant, devices, estimate_time=estimate, chip=chip)
     except Exception as e:  # noqa: BLE001 - a candidate the compiler rejects is a result
+        # Not cached: it may be a bug fixed by the next run.
+        error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
         summary = {
             "peak_bytes": 0,
             "temp_bytes": 0,
@@ -283,10 +296,10 @@ def compile_candidate(
             "estimated_seconds": None,
             "estimated_mfu": None,
             "compile_seconds": 0.0,
-            "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
+            "error": error,
         }
-    else:
-        summary = _summary(report, chip.hbm_bytes)
+        return {**summary, "cached": False}
+    summary = _summary(report, chip.hbm_bytes)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -351,12 +364,16 @@ def plan(
         )
         compiles += 1
         fitting += bool(row.fits)
+        c = row.candidate
+        if row.compiled["error"] and not row.compiled["peak_bytes"]:
+            outcome = f"failed: {row.compiled['error']}"
+        else:
+            outcome = f"peak {row.compiled['peak_bytes'] / GIB:.2f} GiB, " + (
+                "fits" if row.fits else "does not fit"
+            )
+        took = "cached" if row.compiled["cached"] else f"{time.perf_counter() - t0:.0f} s"
         progress(
-            f"  [{compiles}] {row.candidate.mesh} remat={row.candidate.remat} "
-            f"micro={row.candidate.microbatches}: peak "
-            f"{row.compiled['peak_bytes'] / GIB:.2f} GiB, "
-            f"{'fits' if row.fits else 'does not fit'}"
-            + (" (cached)" if row.compiled["cached"] else f" ({time.perf_counter() - t0:.0f} s)")
+            f"  [{compiles}] {c.mesh} remat={c.remat} micro={c.microbatches}: {outcome} ({took})"
         )
     return rank(feasible)
 
@@ -383,6 +400,8 @@ def format_table(rows: Sequence[PlanRow], chip: Chip, limit: int = 12) -> str:
         c, comp = row.candidate, row.compiled
         compiled = f"{comp['peak_bytes'] / GIB:18.2f}" if comp else f"{'-':>18}"
         fits = "-" if comp is None else ("yes" if comp["fits"] else "no")
+        if comp and comp["error"] and not comp["peak_bytes"]:
+            compiled, fits = f"{'error':>18}", "no"
         if comp and comp.get("estimated_seconds"):
             seconds, source = comp["estimated_seconds"], ""
         else:

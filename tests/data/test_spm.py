@@ -40,10 +40,14 @@ def test_train_cache_and_exact_round_trip(spm_cfg, spm_type):
 
 def test_load_existing_model(spm_cfg):
     spm_cfg.spm_type = "unigram"
-    path = tokenizers.get_tokenizer(spm_cfg).model_path
-    spm_cfg.spm_model = path
+    trained = tokenizers.get_tokenizer(spm_cfg)
+    spm_cfg.spm_model = trained.model_path
     spm_cfg.dataset = "no_such_dataset"  # Loading needs no data.
-    assert tokenizers.get_tokenizer(spm_cfg).decode([5, 6]) is not None
+    loaded = tokenizers.get_tokenizer(spm_cfg)
+    assert loaded.vocab_size == trained.vocab_size
+    for text in TEXTS:
+        assert list(loaded.encode(text)) == list(trained.encode(text))
+    path = trained.model_path
     spm_cfg.spm_model = path + ".missing"
     with pytest.raises(FileNotFoundError, match="spm_model"):
         tokenizers.get_tokenizer(spm_cfg)

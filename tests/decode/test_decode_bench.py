@@ -19,3 +19,6 @@ def test_decode_benchmark_rows():
     ]
     assert all(r["new_tokens_per_s"] > 0 for r in rows)
     assert "cache_speedup" in rows[0] and "beam_slowdown" in rows[2]
+    # The KV cache decodes exactly the tokens that recomputing the whole prefix does.
+    assert rows[0]["same_tokens_as_recompute"] is True
+    assert rows[3]["same_tokens_as_recompute"] is True

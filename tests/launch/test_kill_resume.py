@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+# Several processes that time each other out: .ci/run runs these alone (not beside xdist workers).
+pytestmark = pytest.mark.serial
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

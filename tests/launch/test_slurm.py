@@ -14,6 +14,9 @@ import pytest
 from llm import data as data_lib
 from llm.config import load_config
 
+# Several processes that time each other out: .ci/run runs these alone (not beside xdist workers).
+pytestmark = pytest.mark.serial
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = "experiments/tiny_lm.py:smoke"
 

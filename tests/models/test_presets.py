@@ -6,9 +6,11 @@ from llm.models import ModelConfig, count_params
 from llm.models.presets import PAPER_PARAMS, PRESETS, get_preset
 
 
-def test_every_preset_is_a_valid_config():
+def test_every_preset_is_a_valid_config_that_keeps_its_values():
     for name in PRESETS:
-        ModelConfig.from_dict(get_preset(name))
+        preset = get_preset(name)
+        fields = ModelConfig.from_dict(preset).to_dict()
+        assert {k: fields[k] for k in preset} == preset, name
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))

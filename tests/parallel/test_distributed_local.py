@@ -15,6 +15,9 @@ from llm import data as data_lib
 from llm.config import load_config
 from llm.train.loop import Trainer
 
+# Several processes that time each other out: .ci/run runs these alone (not beside xdist workers).
+pytestmark = pytest.mark.serial
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = "experiments/tiny_lm.py:smoke"
 
