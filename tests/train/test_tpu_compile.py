@@ -106,3 +106,21 @@ def test_compile_cli_reports_a_topology_and_fails_over_budget():
     assert over.returncode == 1 and "exceeds the budget" in over.stderr
     bad = run("--topology=v5e:2x2x2")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+@needs_libtpu
+def test_step_time_estimate_survives_custom_calls_the_cost_model_cannot_price():
+    # At d_model 512 the TPU compiler emits ConcatBitcast custom calls, each of which its
+    # cost model prices at exactly -1 s; the raw total of this step is about -5 s.
+    config = _tiny_gpt(
+        ("model.d_model", "512"),
+        ("model.d_ff", "2048"),
+        ("model.num_heads", "8"),
+        ("model.num_layers", "1"),
+        ("model.scan_layers", "false"),
+    )
+    report = compile_train_step(config, topology.tpu_devices("v5e:2x2"), estimate_time=True)
+    peak = report.chip.peak_flops
+    # Positive, and no faster than the chip's peak allows for the XLA-counted FLOPs.
+    assert report.estimated_seconds >= report.xla_flops_per_device / peak
+    assert report.estimated_seconds < 1.0
