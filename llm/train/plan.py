@@ -7,9 +7,9 @@ number of microbatches and an attention implementation. The search:
    d_ff and vocabulary over tensor, parameters over their mesh axes);
 2. drops those whose analytical memory (llm/memory.py) is over the chip's HBM even
    after the count's known overestimate (`ANALYTIC_FIT_MARGIN`);
-3. orders the rest: those that fit by the count before those that may not, each group
-   by an analytical step time (compute at the chip's peak, or the collectives' bytes
-   over its interconnect, whichever is larger);
+3. orders the rest for compiling (`compile_order`): the fastest by an analytical step
+   time (compute at the chip's peak, or the collectives' bytes over its interconnect,
+   whichever is larger) of each kind of plan first, then the others;
 4. compiles them in that order (the real TPU compiler for a topology, XLA:CPU for
    simulated devices) until `compile_top` fit, caching each compiled result on disk
    by a key of the config, candidate, devices and compiler versions;
@@ -345,14 +345,11 @@ def plan(
         r for r in rows if r.analytic.state + ANALYTIC_FIT_MARGIN * r.analytic.temporaries <= hbm
     ]
 
-    # Candidates that fit by the count come first, fastest first; the uncertain ones after.
-    def sure(r: PlanRow) -> bool:
-        return r.analytic.state + ANALYTIC_SURE_MARGIN * r.analytic.temporaries <= hbm
-
-    feasible.sort(key=lambda r: (not sure(r), r.analytic_seconds))
+    feasible = compile_order(feasible, hbm)
     progress(
         f"{len(rows)} candidates; {len(feasible)} may fit {chip.hbm_bytes / GIB:.2f} GiB "
-        "by the analytical count; compiling in order of analytical step time"
+        "by the analytical count; compiling the fastest of each remat policy and kind of "
+        "mesh first"
     )
     fitting = compiles = 0
     for row in feasible:
@@ -376,6 +373,31 @@ def plan(
             f"  [{compiles}] {c.mesh} remat={c.remat} micro={c.microbatches}: {outcome} ({took})"
         )
     return rank(feasible)
+
+
+def compile_order(rows: Sequence[PlanRow], hbm: float) -> list[PlanRow]:
+    """The order to compile candidates in: varied first, then by analytical time.
+
+    The analytical time model is crude (it assumes perfect overlap and full-speed small
+    matmuls), so its top few are often one family of near-identical plans. The fastest
+    candidate of each (remat policy, tensor parallel or not, FSDP or not) group that fits
+    by the count comes first, so that a small compile budget samples different plans;
+    then every other candidate that fits by the count; then the uncertain ones.
+    """
+
+    def sure(r: PlanRow) -> bool:
+        return r.analytic.state + ANALYTIC_SURE_MARGIN * r.analytic.temporaries <= hbm
+
+    ordered = sorted(rows, key=lambda r: (not sure(r), r.analytic_seconds))
+    leaders, seen = [], set()
+    for row in ordered:
+        c = row.candidate
+        group = (c.remat, c.tensor > 1, c.fsdp > 1)
+        if sure(row) and group not in seen:
+            seen.add(group)
+            leaders.append(row)
+    ids = {id(r) for r in leaders}
+    return leaders + [r for r in ordered if id(r) not in ids]
 
 
 def rank(rows: Iterable[PlanRow]) -> list[PlanRow]:

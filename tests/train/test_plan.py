@@ -5,6 +5,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from llm.config import load_config
@@ -71,7 +72,6 @@ def test_plan_on_cpu_devices_prunes_compiles_and_caches(tmp_path, monkeypatch):
     # A chip whose memory fits only some candidates forces the planner to choose.
     chip = dataclasses.replace(get_chip("h100"), name="small", hbm_bytes=0.02 * GIB)
     space = plan_lib.SearchSpace(tensor=(1, 2), data=(1, 8), microbatches=(1, 2))
-    import jax
 
     compiled = []
     real = plan_lib.compile_train_step
@@ -127,3 +127,17 @@ def test_plan_cli_on_a_tpu_topology_prints_a_ranked_table(tmp_path):
     # The first row carries the compiler's estimate (no '*': not the analytical model).
     first = next(line for line in out.splitlines() if line.startswith(" 1  "))
     assert "*" not in first and "%" in first
+
+
+def test_compile_order_samples_each_kind_of_plan_first():
+    config = _config()
+    rows = plan_lib.plan(config, jax.devices(), get_chip("h100"), compile_top=0)
+    order = plan_lib.compile_order(rows, get_chip("h100").hbm_bytes)
+    assert sorted(map(id, order)) == sorted(map(id, rows))
+    groups = [(r.candidate.remat, r.candidate.tensor > 1, r.candidate.fsdp > 1) for r in order]
+    leaders = len(set(groups))
+    # The first `leaders` candidates are one of each group, each its group's fastest.
+    assert len(set(groups[:leaders])) == leaders
+    for row, group in zip(order[:leaders], groups[:leaders], strict=True):
+        same = [r for r, g in zip(order, groups, strict=True) if g == group]
+        assert row.analytic_seconds == min(r.analytic_seconds for r in same)
