@@ -12,6 +12,7 @@ Args: 'base' (default), 'big', 'tiny' (number words -> digits, trains on CPU).
 
 import ml_collections
 
+from experiments._tiny import shrink_encoder_decoder
 from llm.data.config import default_data_config
 from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
@@ -63,34 +64,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.sample_tokens = 0
     config.mesh = default_mesh_config("fsdp")
     if size == "tiny":
-        config.model.update(
-            vocab_size=320,
-            d_model=128,
-            num_heads=4,
-            d_ff=512,
-            num_layers=3,
-            num_encoder_layers=3,
-            num_decoder_layers=3,
-            max_len=64,
-            dropout_rate=0.0,
-        )
-        config.data.update(
-            dataset="tiny_numbers",
-            inputs_key="",
-            targets_key="",
-            tokenizer="byte",
-            inputs_len=64,
-            targets_len=16,
-        )
-        config.train.update(
-            steps=400,
-            batch_size=32,
-            warmup_steps=100,
-            eval_every=200,
-            eval_steps=4,
-            checkpoint_every=200,
-            keep_checkpoints=2,
-            log_every=50,
-        )
-        config.train.learning_rate = 2e-3
+        shrink_encoder_decoder(config)
     return config

@@ -11,6 +11,7 @@ Args: 'base' (default), 'large', 'tiny' (generated documents, bytes, CPU; pre-LN
 
 import ml_collections
 
+from experiments._tiny import shrink_encoder
 from llm.data.config import default_data_config
 from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
@@ -57,38 +58,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.sample_tokens = 0
     config.mesh = default_mesh_config("fsdp")
     if size == "tiny":
-        # Pre-LN and rotary positions at this scale (measured 2026-11-30, 300 steps): with
-        # learned absolute positions the bidirectional encoder has to learn "attend to my
-        # neighbours" from scratch and reached MLM accuracy 0.30-0.32 (unigram baseline 0.21)
-        # after 200-400 steps; rotary makes relative offsets free: 0.51 at 150, 0.97 at 300.
-        # Post-LN stayed on the unigram plateau (0.22) with either position scheme.
-        config.model.update(
-            pre_norm=True,
-            position="rotary",
-            vocab_size=320,
-            d_model=128,
-            num_heads=4,
-            d_ff=512,
-            num_layers=4,
-            max_len=128,
-            dropout_rate=0.0,
-            attention_dropout_rate=0.0,
-        )
-        config.data.update(
-            dataset="tiny_grammar_docs",
-            tokenizer="byte",
-            seq_len=128,
-            train_split="train",
-            eval_split="validation",
-        )
-        config.train.update(
-            steps=300,
-            batch_size=32,
-            learning_rate=2e-3,
-            warmup_steps=30,
-            eval_every=100,
-            eval_steps=4,
-            checkpoint_every=100,
-            log_every=25,
-        )
+        shrink_encoder(config)
     return config

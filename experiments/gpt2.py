@@ -10,11 +10,11 @@ Args: '124m' (default), '355m', '774m', '1558m', 'tiny'.
 
 import ml_collections
 
+from experiments._tiny import shrink_decoder
 from llm.data.config import default_data_config
 from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
-from llm.tiny import shrink_decoder
 from llm.train.config import default_train_config
 
 SIZES = {

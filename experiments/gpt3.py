@@ -9,11 +9,11 @@ Args: '125m' (default), '350m', '760m', '1.3b', '2.7b', '6.7b', '13b', '175b', '
 
 import ml_collections
 
+from experiments._tiny import shrink_decoder
 from llm.data.config import default_data_config
 from llm.errors import ConfigError
 from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
-from llm.tiny import shrink_decoder
 from llm.train.config import default_train_config
 
 # size: (preset, batch in rows of 2048 tokens, learning rate), Table 2.1; the table's

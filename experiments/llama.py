@@ -9,11 +9,11 @@ heads). Args: '1b' (default), '7b', 'tiny' (with grouped-query attention).
 
 import ml_collections
 
+from experiments._tiny import shrink_decoder
 from llm.data.config import default_data_config
 from llm.errors import ConfigError
 from llm.models.presets import get_preset
 from llm.parallel.config import default_mesh_config
-from llm.tiny import shrink_decoder
 from llm.train.config import default_train_config
 
 SIZES = {"1b": ("llama_1b", 4e-4), "7b": ("llama_7b", 3e-4)}

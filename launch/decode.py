@@ -69,10 +69,8 @@ def main(argv: list[str]) -> None:
         average_last=_AVERAGE_LAST.value,
         mesh_overrides=overrides,
     )
-    family = run.model_cfg.family
-    default_len = int(run.config.data.targets_len) if family == "encoder_decoder" else 0
     options = DecodeOptions(
-        max_decode_len=_MAX_DECODE_LEN.value or default_len,
+        max_decode_len=_MAX_DECODE_LEN.value,
         beam_size=_BEAM_SIZE.value,
         alpha=_ALPHA.value,
         temperature=_TEMPERATURE.value,
@@ -90,17 +88,7 @@ def main(argv: list[str]) -> None:
     if not lines:
         raise InputFileError(f"No input lines in {_INPUT.value!r}.")
     outputs = decode_texts(
-        run.model,
-        run.params,
-        get_tokenizer(run.config.data),
-        lines,
-        family=family,
-        max_len=run.model_cfg.max_len,
-        inputs_len=int(run.config.data.inputs_len) if family == "encoder_decoder" else None,
-        options=options,
-        mesh=run.mesh,
-        rules=run.rules,
-        empty=_EMPTY.value,
+        run, get_tokenizer(run.config.data), lines, options=options, empty=_EMPTY.value
     )
     # A newline inside a generated text would break the one-line-per-input contract.
     body = "".join(o.replace("\r", " ").replace("\n", " ") + "\n" for o in outputs)

@@ -62,17 +62,13 @@ def main(argv: list[str]) -> None:
     signature = ""
     if _GENERATE.value and config.data.task == "seq2seq":
         result = generation_eval(
-            run.model,
-            run.params,
-            config.data,
+            run,
             tokenizer,
-            mesh=run.mesh,
-            rules=run.rules,
             split=split,
             max_examples=_MAX_EXAMPLES.value,
             beam_size=_BEAM_SIZE.value,
             alpha=_ALPHA.value,
-            max_decode_len=_MAX_DECODE_LEN.value or None,
+            max_decode_len=_MAX_DECODE_LEN.value,
         )
         scores.update(result.scores)
         signature = result.bleu_signature

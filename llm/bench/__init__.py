@@ -1,1 +1,1 @@
-"""Benchmarks behind `python -m launch.bench`: matmul peak, training and decoding speed."""
+"""Every benchmark, behind `python -m launch.bench` (suites): matmul peak, training, data, decoding."""

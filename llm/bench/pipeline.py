@@ -1,4 +1,4 @@
-"""Pipeline throughput, for launch.bench and the data issue's speed goal."""
+"""Data pipeline throughput, for `launch.bench --suite=data` and the data issue's speed goal."""
 
 from __future__ import annotations
 

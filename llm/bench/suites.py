@@ -149,8 +149,8 @@ def run_cpu_goal(steps: int, peak: float) -> list[dict[str, Any]]:
 
 def run_data(consumed_tokens_per_sec: float | None) -> list[dict[str, Any]]:
     """Packed-LM pipeline tokens/s on tiny_grammar, next to the training step's consumption."""
+    from llm.bench.pipeline import benchmark_pipeline
     from llm.data import ensure_dataset
-    from llm.data.benchmark import benchmark_pipeline
     from llm.data.config import default_data_config
 
     cfg = default_data_config()
@@ -183,9 +183,9 @@ def run(suite: str, *, steps: int = 5) -> dict[str, list[dict[str, Any]]]:
         consumed = results.get("models", [{}])[0].get("tokens_per_sec")
         results["data"] = run_data(consumed)
     if suite in ("decode", "all"):
-        from llm.decode import bench as decode_bench
+        from llm.bench.decoding import decode_benchmark
 
-        results["decode"] = decode_bench.decode_benchmark()
+        results["decode"] = decode_benchmark()
     return results
 
 

@@ -83,10 +83,9 @@ def import_to_workdir(
 ) -> ml_collections.ConfigDict:
     """Converts a HF folder into WORKDIR/config.json + checkpoints/0; returns the config."""
     workdir = pathlib.Path(workdir)
-    if (workdir / "checkpoints").is_dir() and any((workdir / "checkpoints").iterdir()):
-        raise ConversionError(
-            f"{workdir / 'checkpoints'} is not empty; import into a new --workdir."
-        )
+    checkpoints = ckpt_lib.checkpoint_dir(workdir)
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        raise ConversionError(f"{checkpoints} is not empty; import into a new --workdir.")
     model_cfg, params, hf = load_hf(hf_dir, **model_overrides)
     config = experiment_config(model_cfg, base_config)
     state = _train_state(config, params)

@@ -8,10 +8,9 @@ The trainer needs four names:
   make_iterator(cfg, split=..., batch_size=..., ...)  checkpointable batches
                          in the docs/contracts.md format of data.task.
 Preparing data: llm.data.prepare (python -m launch.prepare). Throughput:
-benchmark_pipeline. Canary bound: llm.data.grammar.entropy_per_token().
+llm.bench.pipeline. Canary bound: llm.data.grammar.entropy_per_token().
 """
 
-from llm.data.benchmark import benchmark_pipeline
 from llm.data.config import default_data_config, resolve_data_dir
 from llm.data.pipeline import (
     build_token_caches,
@@ -28,7 +27,6 @@ __all__ = [
     "ByteTokenizer",
     "DatasetNotPreparedError",
     "Tokenizer",
-    "benchmark_pipeline",
     "build_token_caches",
     "default_data_config",
     "ensure_dataset",

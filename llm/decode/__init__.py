@@ -9,14 +9,12 @@ from llm.decode.adapters import (
 from llm.decode.averaging import average_params
 from llm.decode.beam_search import beam_search, length_penalty
 from llm.decode.beams import gather_beams, repeat_for_beams
-from llm.decode.benchmark import DecodeTiming, time_decode
 from llm.decode.filtering import sample_logits, top_k_mask, top_p_mask
 from llm.decode.prompts import batch_prompts, generated_ids
 from llm.decode.sampling import greedy, sample
 from llm.decode.step import TokensToLogits
 
 __all__ = [
-    "DecodeTiming",
     "TokensToLogits",
     "average_params",
     "batch_prompts",
@@ -32,7 +30,6 @@ __all__ = [
     "repeat_for_beams",
     "sample",
     "sample_logits",
-    "time_decode",
     "top_k_mask",
     "top_p_mask",
 ]

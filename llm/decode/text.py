@@ -11,7 +11,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
 
 from llm.decode import filtering, prompts
 from llm.decode.adapters import (
@@ -23,58 +22,19 @@ from llm.decode.beam_search import beam_search
 from llm.decode.sampling import sample
 from llm.errors import ConfigError, InputFileError
 from llm.parallel.sharding import batch_sharding, data_parallel_size
+from llm.train.trained import TrainedModel
 
-
-def generate_text(
-    model: nn.Module,
-    params: Any,
-    tokenizer: Any,
-    prompt: str,
-    *,
-    max_new_tokens: int,
-    max_len: int,
-    temperature: float = 0.0,
-    seed: int = 0,
-) -> str:
-    """Continues `prompt` (after BOS) with up to `max_new_tokens` tokens; temperature 0 is greedy."""
-    prompt_ids = np.concatenate([[tokenizer.bos_id], tokenizer.encode(prompt)]).astype(np.int32)
-    if len(prompt_ids) >= max_len:
-        raise ConfigError(
-            f"Prompt of {len(prompt_ids)} tokens leaves no room in the model's max_len={max_len}; "
-            "shorten the prompt."
-        )
-    new_tokens = min(max_new_tokens, max_len - len(prompt_ids) + 1)
-    total = len(prompt_ids) + new_tokens - 1
-    prompt_1xP = jnp.asarray(prompt_ids)[None]
-    cache = init_cache(model, jnp.zeros((1, total), jnp.int32))
-
-    @jax.jit
-    def run(params, cache, prompt_1xP, rng):
-        step = decoder_tokens_to_logits(model, params)
-        return sample(
-            step,
-            cache,
-            prompt_1xP,
-            rng,
-            max_decode_len=new_tokens,
-            eos_id=tokenizer.eos_id,
-            pad_id=tokenizer.pad_id,
-            temperature=temperature,
-        )
-
-    tokens = np.asarray(jax.device_get(run(params, cache, prompt_1xP, jax.random.key(seed))))[0]
-    return prompt + tokenizer.decode(tokens[len(prompt_ids) :])
-
-
-_EMPTY_MODES = ("error", "blank")
+# What an empty input line gives: an error, an empty output, or a decode like any other
+# line (a decoder then continues BOS alone).
+_EMPTY_MODES = ("error", "blank", "keep")
 
 
 @dataclasses.dataclass(frozen=True)
 class DecodeOptions:
     """How decode_texts searches: beam_size > 1 is beam search, else sampling (temperature 0 = greedy)."""
 
-    # New tokens per row; 0 = as many as fit: up to max_len after the longest
-    # prompt (decoder) or max_len (encoder-decoder).
+    # New tokens per row; 0 = as many as fit up to max_len after the longest
+    # prompt (decoder), or data.targets_len, the length it trained on (encoder-decoder).
     max_decode_len: int = 0
     beam_size: int = 1
     alpha: float = 0.6
@@ -110,7 +70,7 @@ def _encode_lines(
         raise ConfigError(f"empty={empty!r}; use one of {_EMPTY_MODES}.")
     ids, blank = [], []
     for i, text in enumerate(texts):
-        if not text.strip():
+        if not text.strip() and empty != "keep":
             if empty == "error":
                 raise InputFileError(
                     f"input line {i + 1} is empty; remove it, or ask for an empty output line "
@@ -141,37 +101,26 @@ def _pad_rows(rows: Sequence[np.ndarray], width: int, count: int, pad_id: int) -
     return out_BxW
 
 
-def _data_parallel(mesh: Mesh | None, rules: Any) -> int:
-    if mesh is None:
-        return 1
-    return data_parallel_size(mesh, rules)
-
-
 def decode_texts(
-    model: nn.Module,
-    params: Any,
+    run: TrainedModel,
     tokenizer: Any,
     texts: Sequence[str],
     *,
-    family: str,
-    max_len: int,
     options: DecodeOptions,
-    inputs_len: int | None = None,
-    mesh: Mesh | None = None,
-    rules: Any = (),
     empty: str = "error",
 ) -> list[str]:
-    """One output text per input text, decoded in padded batches on `mesh` (None: default device).
+    """One output text per input text, decoded by `run`'s model in padded batches on its mesh.
 
-    family 'decoder' continues each text after BOS (the output is the
-    continuation only); 'encoder_decoder' translates it (encoder input is
-    text + EOS, as the seq2seq task trains). Inputs longer than the model
-    takes are truncated with a warning: a source to `inputs_len` (default
-    max_len) keeping its first tokens, as training did; a prompt to
-    max_len - max_decode_len keeping its last tokens. Empty lines are an
-    error, or give an empty output with empty='blank'.
+    A 'decoder' run continues each text after BOS (the output is the
+    continuation only); an 'encoder_decoder' run translates it (encoder input
+    is text + EOS, as the seq2seq task trains). Inputs longer than the model
+    takes are truncated with a warning: a source to data.inputs_len keeping
+    its first tokens, as training did; a prompt to model max_len -
+    max_decode_len keeping its last tokens. Empty lines are an error, give an
+    empty output with empty='blank', or are decoded as they are with empty='keep'.
     """
     options.check()
+    family, max_len = run.model_cfg.family, run.model_cfg.max_len
     if family not in ("decoder", "encoder_decoder"):
         raise ConfigError(
             f"model family {family!r} does not generate text; decoding needs a 'decoder' or "
@@ -196,8 +145,8 @@ def decode_texts(
             limit = max_len - max_new
             rows = [_truncate(r, limit, i, "end", "prompt") for i, r in enumerate(with_bos)]
     else:
-        max_new = max_new or max_len
-        limit = inputs_len or max_len
+        max_new = max_new or int(run.config.data.targets_len)
+        limit = int(run.config.data.inputs_len)
         rows = [
             _truncate(
                 np.concatenate([r, [tokenizer.eos_id]]).astype(np.int32),
@@ -208,11 +157,11 @@ def decode_texts(
             )
             for i, r in enumerate(ids)
         ]
-    dp = _data_parallel(mesh, rules)
+    dp = data_parallel_size(run.mesh, run.rules)
     batch = -(-min(options.batch_size, len(rows)) // dp) * dp
     # One width for every batch, so the loop compiles once.
     width = max(len(r) for r in rows)
-    run = _make_runner(model, family, tokenizer, batch, width, max_new, options, mesh, rules)
+    decode = _make_runner(run, tokenizer, batch, width, max_new, options)
 
     outputs: list[str] = []
     rng = jax.random.key(options.seed)
@@ -225,7 +174,9 @@ def decode_texts(
             # Padding rows get BOS so that every row has a first token.
             inputs_BxW[len(chunk) :, 0] = tokenizer.bos_id
         tokens_BxT = np.asarray(
-            jax.device_get(run(params, inputs_BxW, lengths_B, jax.random.fold_in(rng, start)))
+            jax.device_get(
+                decode(run.params, inputs_BxW, lengths_B, jax.random.fold_in(rng, start))
+            )
         )
         prompt_lengths = lengths_B if family == "decoder" else 1
         gen = prompts.generated_ids(tokens_BxT, prompt_lengths, tokenizer.eos_id)
@@ -235,18 +186,48 @@ def decode_texts(
     return outputs
 
 
+def generate_text(
+    run: TrainedModel,
+    tokenizer: Any,
+    prompt: str,
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> str:
+    """`prompt` plus its continuation of up to `max_new_tokens` tokens; temperature 0 is greedy."""
+    family, max_len = run.model_cfg.family, run.model_cfg.max_len
+    if family != "decoder":
+        raise ConfigError(
+            f"generate_text continues a prompt with a 'decoder' model, not family {family!r}; "
+            "set config.train.sample_tokens=0 to train without the closing sample."
+        )
+    prompt_len = 1 + len(tokenizer.encode(prompt))
+    if prompt_len >= max_len:
+        raise ConfigError(
+            f"Prompt of {prompt_len} tokens leaves no room in the model's max_len={max_len}; "
+            "shorten the prompt."
+        )
+    # Fewer new tokens rather than a truncated prompt when both do not fit.
+    options = DecodeOptions(
+        max_decode_len=min(max_new_tokens, max_len - prompt_len),
+        temperature=temperature,
+        seed=seed,
+        batch_size=1,
+    )
+    return prompt + decode_texts(run, tokenizer, [prompt], options=options, empty="keep")[0]
+
+
 def _make_runner(
-    model: nn.Module,
-    family: str,
+    run: TrainedModel,
     tokenizer: Any,
     batch: int,
     width: int,
     max_new: int,
     options: DecodeOptions,
-    mesh: Mesh | None,
-    rules: Any,
 ):
     """Jitted (params, inputs_BxW, lengths_B, rng) -> tokens_BxT, sharded over the batch axes."""
+    model, family, mesh, rules = run.model, run.model_cfg.family, run.mesh, run.rules
     eos, pad, bos = tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id
 
     def search(step, cache, prompt_BxP, lengths_B, rng):
@@ -287,8 +268,6 @@ def _make_runner(
         bos_Bx1 = jnp.full((batch, 1), bos, jnp.int32)
         return search(step, cache, bos_Bx1, None, rng)
 
-    if mesh is None:
-        return jax.jit(run)
     rows = batch_sharding(mesh, rules)
     jitted = jax.jit(run, in_shardings=(None, rows, rows, None))
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import ml_collections
 from absl import logging
-from jax.sharding import Mesh
 
 from llm.errors import ConfigError
 from llm.evals.bleu import corpus_bleu
 from llm.evals.rouge import rouge
+from llm.train.trained import TrainedModel
 
 # Dataset name fragments that mark summarization (ROUGE) rather than translation (BLEU).
 SUMMARIZATION_DATASETS = ("cnn_dailymail", "xsum", "gigaword", "billsum", "samsum", "summar")
@@ -67,24 +66,20 @@ def read_pairs(
 
 
 def generation_eval(
-    model: nn.Module,
-    params: Any,
-    data_cfg: ml_collections.ConfigDict,
+    run: TrainedModel,
     tokenizer: Any,
     *,
-    mesh: Mesh | None,
     split: str,
     max_examples: int = 0,
     beam_size: int = 4,
     alpha: float = 0.6,
-    max_decode_len: int | None = None,
-    rules: Any = (),
+    max_decode_len: int = 0,
     batch_size: int = 64,
-    max_len: int | None = None,
 ) -> GenerationResult:
-    """Decodes a seq2seq split and scores it; see generation_metrics."""
+    """Decodes a seq2seq split of the run's data and scores it; see generation_metrics."""
     from llm.decode.text import DecodeOptions, decode_texts
 
+    data_cfg = run.config.data
     if data_cfg.task != "seq2seq":
         raise ConfigError(
             f"generation metrics need a seq2seq dataset (data.task='seq2seq'), not "
@@ -92,25 +87,13 @@ def generation_eval(
         )
     sources, references = read_pairs(data_cfg, split, max_examples)
     options = DecodeOptions(
-        max_decode_len=max_decode_len or int(data_cfg.targets_len),
+        max_decode_len=max_decode_len,
         beam_size=beam_size,
         alpha=alpha,
         batch_size=batch_size,
     )
-    hypotheses = decode_texts(
-        model,
-        params,
-        tokenizer,
-        sources,
-        family="encoder_decoder",
-        max_len=max_len or int(data_cfg.inputs_len),
-        inputs_len=int(data_cfg.inputs_len),
-        options=options,
-        mesh=mesh,
-        rules=rules,
-        # A blank source is a data problem, not a reason to stop an eval.
-        empty="blank",
-    )
+    # A blank source is a data problem, not a reason to stop an eval.
+    hypotheses = decode_texts(run, tokenizer, sources, options=options, empty="blank")
     scores: dict[str, float] = {}
     signature = ""
     kinds = metric_kinds(data_cfg.dataset)
@@ -127,37 +110,28 @@ def generation_eval(
 
 
 def generation_metrics(
-    model: nn.Module,
-    params: Any,
-    data_cfg: ml_collections.ConfigDict,
+    run: TrainedModel,
     tokenizer: Any,
     *,
-    mesh: Mesh | None,
     split: str,
     max_examples: int = 0,
     beam_size: int = 4,
     alpha: float = 0.6,
-    max_decode_len: int | None = None,
-    rules: Any = (),
+    max_decode_len: int = 0,
 ) -> dict[str, float]:
     """BLEU ('eval/bleu') and/or ROUGE ('eval/rouge1', 'eval/rouge2', 'eval/rougeL') on a split.
 
-    Decodes the first max_examples sources (all when <= 0) of `split` with
-    beam search (beam_size=1: greedy) and up to max_decode_len new tokens
-    (default data.targets_len). Which metrics: see metric_kinds. Pass the
-    training `rules` with its `mesh` to shard the batch (without them it is
-    replicated).
+    Decodes the first max_examples sources (all when <= 0) of `split` of the
+    run's data with beam search (beam_size=1: greedy) on the run's mesh and up
+    to max_decode_len new tokens (0: data.targets_len). Which metrics:
+    see metric_kinds.
     """
     return generation_eval(
-        model,
-        params,
-        data_cfg,
+        run,
         tokenizer,
-        mesh=mesh,
         split=split,
         max_examples=max_examples,
         beam_size=beam_size,
         alpha=alpha,
         max_decode_len=max_decode_len,
-        rules=rules,
     ).scores

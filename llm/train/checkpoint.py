@@ -9,11 +9,19 @@ import grain
 import orbax.checkpoint as ocp
 
 
+def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
+    """WORKDIR/checkpoints, where every checkpoint of a run lives."""
+    return pathlib.Path(workdir).absolute() / "checkpoints"
+
+
 def make_manager(
-    workdir: str | pathlib.Path, *, keep: int, async_save: bool = True
+    workdir: str | pathlib.Path, *, keep: int | None = None, async_save: bool = True
 ) -> ocp.CheckpointManager:
-    """A manager under `workdir/checkpoints` keeping the last `keep` finished checkpoints."""
-    directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    """The manager of `workdir/checkpoints` (every reader and writer of a run uses this one).
+
+    It keeps the last `keep` finished checkpoints (None: all of them, as readers and
+    exports need). Each step holds the items 'state' and 'data' (the data iterator position).
+    """
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep,
         enable_async_checkpointing=async_save,
@@ -21,7 +29,9 @@ def make_manager(
     )
     # Orbax writes each step into a temporary directory and renames it only once every
     # item is complete, so a run killed mid-save leaves nothing that latest_step() returns.
-    return ocp.CheckpointManager(directory, options=options, item_names=("state", "data"))
+    return ocp.CheckpointManager(
+        checkpoint_dir(workdir), options=options, item_names=("state", "data")
+    )
 
 
 def save(

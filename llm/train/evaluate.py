@@ -18,6 +18,7 @@ from llm import data as data_lib
 from llm.errors import ConfigError
 from llm.parallel import host_batch_to_global
 from llm.train.program import TrainProgram
+from llm.train.trained import TrainedModel
 
 
 def summarize_eval(sums: dict[str, float]) -> dict[str, float]:
@@ -86,15 +87,19 @@ class Evaluator:
             return {}
         from llm.evals.generation import generation_metrics  # decoding: only when asked
 
-        return generation_metrics(
-            self.program.model,
-            params,
-            self.config.data,
-            tokenizer,
+        trained = TrainedModel(
+            config=self.config,
+            model_cfg=self.program.model_cfg,
+            model=self.program.model,
+            params=params,
             mesh=self.program.mesh,
+            rules=self.program.rules,
+        )
+        return generation_metrics(
+            trained,
+            tokenizer,
             split=self.config.data.eval_split,
             max_examples=cfg.eval_generation_examples,
             beam_size=cfg.eval_beam_size,
             alpha=cfg.eval_alpha,
-            rules=self.program.rules,
         )

@@ -25,6 +25,7 @@ from llm.train.metrics import MetricWriter
 from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.program import build_train_program
 from llm.train.state import TrainState
+from llm.train.trained import TrainedModel
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -241,12 +242,17 @@ def sample_text(trainer: Trainer, params: Any) -> str:
     """Greedy continuation of config.train.sample_prompt from the trained model."""
     from llm.decode.text import generate_text  # only the end of a run needs decoding
 
-    with jax.set_mesh(trainer.mesh):
-        return generate_text(
-            trainer.model,
-            params,
-            trainer.tokenizer,
-            trainer.config.train.sample_prompt,
-            max_new_tokens=trainer.config.train.sample_tokens,
-            max_len=trainer.model_cfg.max_len,
-        )
+    trained = TrainedModel(
+        config=trainer.config,
+        model_cfg=trainer.model_cfg,
+        model=trainer.model,
+        params=params,
+        mesh=trainer.mesh,
+        rules=trainer.rules,
+    )
+    return generate_text(
+        trained,
+        trainer.tokenizer,
+        trainer.config.train.sample_prompt,
+        max_new_tokens=trainer.config.train.sample_tokens,
+    )

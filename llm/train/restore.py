@@ -27,21 +27,17 @@ from llm.data.config import sequence_lengths
 from llm.errors import CheckpointNotFoundError, ConfigError, OutputExistsError
 from llm.parallel import make_mesh, resolve_rules
 from llm.parallel.rules import LogicalRules
+from llm.train.checkpoint import checkpoint_dir, make_manager
 from llm.train.state import abstract_state
+from llm.train.trained import TrainedModel
 
 
 @dataclasses.dataclass
-class Restored:
+class Restored(TrainedModel):
     """A model with restored params on its training mesh, and where they came from."""
 
-    config: ml_collections.ConfigDict
-    model_cfg: models.ModelConfig
-    model: nn.Module
-    params: Any
     # The checkpoint steps whose params these are (several when averaged).
     steps: list[int]
-    mesh: Mesh
-    rules: LogicalRules
     workdir: pathlib.Path
 
     @property
@@ -94,11 +90,6 @@ def _with_current_defaults(saved: dict[str, Any]) -> ml_collections.ConfigDict:
         else:
             config[group] = values
     return config
-
-
-def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
-    """WORKDIR/checkpoints, where llm.train.checkpoint saves."""
-    return pathlib.Path(workdir).absolute() / "checkpoints"
 
 
 def available_steps(workdir: str | pathlib.Path) -> list[int]:
@@ -156,13 +147,9 @@ def abstract_params(
     return state.params
 
 
-def _manager(directory: pathlib.Path) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(directory, item_names=("state", "data"))
-
-
-def restore_params_at(directory: pathlib.Path, step: int, abstract: Any) -> Any:
+def restore_params_at(workdir: str | pathlib.Path, step: int, abstract: Any) -> Any:
     """Only the params of checkpoints/<step> (not the optimizer state), onto `abstract`'s shardings."""
-    manager = _manager(directory)
+    manager = make_manager(workdir)
     try:
         item = {"params": abstract}
         restore_args = ocp.checkpoint_utils.construct_restore_args(item)
@@ -209,7 +196,7 @@ def restore_params(
     mesh = make_mesh(mesh_cfg, devices)
     rules = resolve_rules(mesh_cfg.rules)
     abstract = abstract_params(config, model, mesh, rules)
-    params_list = [restore_params_at(checkpoint_dir(workdir), s, abstract) for s in steps]
+    params_list = [restore_params_at(workdir, s, abstract) for s in steps]
     if len(params_list) == 1:
         params = params_list[0]
     else:
@@ -249,9 +236,7 @@ def save_averaged(
     out_dir = checkpoint_dir(output_workdir)
     if (out_dir / str(target)).exists():
         raise OutputExistsError(f"{out_dir / str(target)} exists; pick another --output_step.")
-    manager = ocp.CheckpointManager(
-        out_dir, options=ocp.CheckpointManagerOptions(create=True), item_names=("state", "data")
-    )
+    manager = make_manager(output_workdir)
     try:
         manager.save(target, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
         manager.wait_until_finished()

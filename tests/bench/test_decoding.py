@@ -1,7 +1,7 @@
 """decode_benchmark runs and reports every case (tiny sizes; the real numbers come from launch.bench)."""
 
 from llm import models
-from llm.decode.bench import decode_benchmark
+from llm.bench.decoding import decode_benchmark
 
 
 def test_decode_benchmark_rows():

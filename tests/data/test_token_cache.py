@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from llm.data import benchmark, pipeline, sources, token_cache, tokenizers
+from llm.bench.pipeline import benchmark_pipeline
+from llm.data import pipeline, sources, token_cache, tokenizers
 
 
 def test_cached_ids_give_the_same_batches_as_text(lm_cfg):
@@ -67,6 +68,6 @@ def test_benchmark_reports_tokens_per_second(lm_cfg):
     lm_cfg.token_cache = True
     lm_cfg.train_split = "train[:500]"
     pipeline.build_token_caches(lm_cfg, ["train[:500]"])
-    out = benchmark.benchmark_pipeline(lm_cfg, batch_size=4, seconds=0.2, warmup_batches=1)
+    out = benchmark_pipeline(lm_cfg, batch_size=4, seconds=0.2, warmup_batches=1)
     assert out["tokens_per_s"] > 0 and 0.5 < out["fill"] <= 1
     assert os.path.isdir(token_cache.cache_dir(lm_cfg, "train[:500]", tokenizers.ByteTokenizer()))

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from llm.bench.decoding import time_decode
 from llm.decode import (
     beam_search,
     decoder_recompute_tokens_to_logits,
@@ -13,7 +14,6 @@ from llm.decode import (
     encoder_decoder_tokens_to_logits,
     greedy,
     init_cache,
-    time_decode,
 )
 from tests.decode.decode_toys import (
     ToyDecoder,

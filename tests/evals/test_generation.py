@@ -34,17 +34,13 @@ def test_generation_metrics_on_a_trained_encoder_decoder(tmp_path):
     train_and_evaluate(config, tmp_path / "run")
     run = restore_params(tmp_path / "run")
     scores = generation_metrics(
-        run.model,
-        run.params,
-        run.config.data,
+        run,
         get_tokenizer(run.config.data),
-        mesh=run.mesh,
         split="validation",
         max_examples=8,
         beam_size=2,
         alpha=0.6,
         max_decode_len=8,
-        rules=run.rules,
     )
     assert set(scores) == {"eval/bleu"}
     assert 0.0 <= scores["eval/bleu"] <= 100.0

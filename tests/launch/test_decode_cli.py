@@ -44,15 +44,7 @@ def run_cli(module: str, *args: str, stdin: str = "") -> subprocess.CompletedPro
 def decode(run, lines, **options):
     """decode_texts with the restored run's model on its mesh."""
     return decode_texts(
-        run.model,
-        run.params,
-        get_tokenizer(run.config.data),
-        lines,
-        family=run.model_cfg.family,
-        max_len=run.model_cfg.max_len,
-        options=DecodeOptions(**options),
-        mesh=run.mesh,
-        rules=run.rules,
+        run, get_tokenizer(run.config.data), lines, options=DecodeOptions(**options)
     )
 
 
@@ -90,15 +82,10 @@ def test_empty_line_is_an_error_unless_blank(workdir):
     with pytest.raises(ValueError, match="input line 2 is empty"):
         decode(run, ["the", "  "], max_decode_len=4)
     out = decode_texts(
-        run.model,
-        run.params,
+        run,
         get_tokenizer(run.config.data),
         ["the", ""],
-        family="decoder",
-        max_len=run.model_cfg.max_len,
         options=DecodeOptions(max_decode_len=4),
-        mesh=run.mesh,
-        rules=run.rules,
         empty="blank",
     )
     assert len(out) == 2 and out[1] == ""

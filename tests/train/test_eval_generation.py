@@ -35,12 +35,8 @@ def test_seq2seq_eval_rows_carry_bleu(data_dir, tmp_path):
     # The logged BLEU is sacrebleu's score of what the final params decode on those sources.
     run = restore_params(tmp_path)
     result = generation_eval(
-        run.model,
-        run.params,
-        run.config.data,
+        run,
         get_tokenizer(run.config.data),
-        mesh=run.mesh,
-        rules=run.rules,
         split=run.config.data.eval_split,
         max_examples=4,
         beam_size=2,

@@ -1,31 +1,29 @@
 """A tiny decoder config shared by the training tests."""
 
-import pathlib
-
 import ml_collections
 
-from llm.config import load_config
+from tests.canaries.common import experiment
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+# tiny_lm (experiments/tiny_lm.py) shrunk from minutes to seconds.
+SECONDS = dict(
+    model__d_model=64,
+    model__num_heads=4,
+    model__d_ff=128,
+    model__num_layers=2,
+    model__max_len=32,
+    data__seq_len=32,
+    train__batch_size=8,
+    train__steps=6,
+    train__warmup_steps=2,
+    train__log_every=1,
+    train__eval_every=0,
+    train__checkpoint_every=3,
+    train__sample_tokens=0,
+)
 
 
-def tiny_config(data_dir: str, **train) -> ml_collections.ConfigDict:
-    """tiny_lm shrunk to seconds: 2 layers of width 64, rows of 32 tokens."""
-    overrides = {
-        "model.d_model": "64",
-        "model.num_heads": "4",
-        "model.d_ff": "128",
-        "model.num_layers": "2",
-        "model.max_len": "32",
-        "data.seq_len": "32",
-        "data.data_dir": data_dir,
-        "train.batch_size": "8",
-        "train.steps": "6",
-        "train.warmup_steps": "2",
-        "train.log_every": "1",
-        "train.eval_every": "0",
-        "train.checkpoint_every": "3",
-        "train.sample_tokens": "0",
-    }
-    overrides.update({f"train.{k}": str(v) for k, v in train.items()})
-    return load_config(str(ROOT / "experiments" / "tiny_lm.py"), list(overrides.items()))
+def tiny_config(data_dir: str, **train: object) -> ml_collections.ConfigDict:
+    """tiny_lm shrunk to seconds: 2 layers of width 64, rows of 32 tokens; `train` overrides."""
+    return experiment(
+        "tiny_lm.py", data_dir, **(SECONDS | {f"train__{k}": v for k, v in train.items()})
+    )
