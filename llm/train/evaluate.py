@@ -18,7 +18,6 @@ from llm import data as data_lib
 from llm.errors import ConfigError
 from llm.parallel import host_batch_to_global
 from llm.train.program import TrainProgram
-from llm.train.trained import TrainedModel
 
 
 def summarize_eval(sums: dict[str, float]) -> dict[str, float]:
@@ -87,16 +86,8 @@ class Evaluator:
             return {}
         from llm.evals.generation import generation_metrics  # decoding: only when asked
 
-        trained = TrainedModel(
-            config=self.config,
-            model_cfg=self.program.model_cfg,
-            model=self.program.model,
-            params=params,
-            mesh=self.program.mesh,
-            rules=self.program.rules,
-        )
         return generation_metrics(
-            trained,
+            self.program.trained(params),
             tokenizer,
             split=self.config.data.eval_split,
             max_examples=cfg.eval_generation_examples,

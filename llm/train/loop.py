@@ -25,7 +25,6 @@ from llm.train.metrics import MetricWriter
 from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.program import build_train_program
 from llm.train.state import TrainState
-from llm.train.trained import TrainedModel
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -64,15 +63,13 @@ class Trainer:
         tcfg = config.train
         validate_train_config(tcfg)
         self.program = build_train_program(config, devices=devices)
-        self.model_cfg, self.model = self.program.model_cfg, self.program.model
-        self.mesh, self.rules = self.program.mesh, self.program.rules
         self.local_batch_size = tcfg.batch_size // jax.process_count()
 
         data_lib.ensure_dataset(config.data)
         self.tokenizer = data_lib.get_tokenizer(config.data)
-        if self.tokenizer.vocab_size > self.model_cfg.vocab_size:
+        if self.tokenizer.vocab_size > self.program.model_cfg.vocab_size:
             raise ConfigError(
-                f"config.model.vocab_size={self.model_cfg.vocab_size} is smaller than the "
+                f"config.model.vocab_size={self.program.model_cfg.vocab_size} is smaller than the "
                 f"tokenizer's {self.tokenizer.vocab_size} ids; raise it to at least that."
             )
         self.train_iter = data_lib.make_iterator(
@@ -142,10 +139,12 @@ class Trainer:
         t0, t_step0 = time.perf_counter(), start
         profiler = StepProfiler(self.workdir, tuple(cfg.profile_steps))
         peak = resolve_peak_flops(cfg.peak_flops)
-        flops_per_token = train_flops_per_token(self.model_cfg, *sequence_lengths(self.config.data))
+        flops_per_token = train_flops_per_token(
+            self.program.model_cfg, *sequence_lengths(self.config.data)
+        )
         preemption = PreemptionWatcher()
         self.preempted_at = None
-        with jax.set_mesh(self.mesh):
+        with jax.set_mesh(self.program.mesh):
             for step in range(start + 1, end + 1):
                 batch = self.to_global(next(self.train_iter))
                 profiler.before_step(step)
@@ -173,7 +172,9 @@ class Trainer:
                         rate = (step - t_step0) * tokens_per_step / max(elapsed, 1e-9)
                         scalars["tokens_per_sec"] = rate
                         if peak:
-                            scalars["mfu"] = mfu(rate, flops_per_token, peak * self.mesh.size)
+                            scalars["mfu"] = mfu(
+                                rate, flops_per_token, peak * self.program.mesh.size
+                            )
                     eta = (end - step) * elapsed / max(step - t_step0, 1)
                     writer.write(step, scalars)
                     last.update(scalars)
@@ -242,16 +243,8 @@ def sample_text(trainer: Trainer, params: Any) -> str:
     """Greedy continuation of config.train.sample_prompt from the trained model."""
     from llm.decode.text import generate_text  # only the end of a run needs decoding
 
-    trained = TrainedModel(
-        config=trainer.config,
-        model_cfg=trainer.model_cfg,
-        model=trainer.model,
-        params=params,
-        mesh=trainer.mesh,
-        rules=trainer.rules,
-    )
     return generate_text(
-        trained,
+        trainer.program.trained(params),
         trainer.tokenizer,
         trainer.config.train.sample_prompt,
         max_new_tokens=trainer.config.train.sample_tokens,

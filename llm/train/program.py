@@ -28,12 +28,15 @@ from llm.parallel.rules import LogicalRules
 from llm.train.optim import make_optimizer
 from llm.train.state import TrainState, abstract_state, init_sharded_state
 from llm.train.step import eval_step, train_step
+from llm.train.trained import TrainedModel
 
 
 @dataclasses.dataclass
 class TrainProgram:
     """Everything a train step needs, built once per run."""
 
+    # The experiment config the program was built from.
+    config: ml_collections.ConfigDict
     model_cfg: models.ModelConfig
     model: Any
     tx: optax.GradientTransformation
@@ -60,6 +63,17 @@ class TrainProgram:
             k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype, sharding=self.batch_sharding)
             for k, v in self.example_batch.items()
         }
+
+    def trained(self, params: Any) -> TrainedModel:
+        """`params` of this program's model on its mesh, ready to decode or evaluate."""
+        return TrainedModel(
+            config=self.config,
+            model_cfg=self.model_cfg,
+            model=self.model,
+            params=params,
+            mesh=self.mesh,
+            rules=self.rules,
+        )
 
     def lower_train_step(self) -> jax.stages.Lowered:
         """The train step lowered on abstract state and batch (nothing is allocated)."""
@@ -104,6 +118,19 @@ def check_microbatches(train_cfg: ml_collections.ConfigDict) -> None:
         )
 
 
+def model_and_mesh(
+    config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None
+) -> tuple[models.ModelConfig, Any, Mesh, LogicalRules]:
+    """The config's model (config and module), mesh and logical-axis rules.
+
+    The part of a program that restoring params for inference needs too (there with no
+    optimizer and no batch: llm.train.restore).
+    """
+    model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
+    mesh = make_mesh(config.mesh, devices)
+    return model_cfg, models.build_model(model_cfg), mesh, resolve_rules(config.mesh.rules)
+
+
 def build_train_program(
     config: ml_collections.ConfigDict,
     *,
@@ -115,17 +142,14 @@ def build_train_program(
     `devices` default to all devices (a TPU topology's devices compile for that TPU);
     `example_batch` defaults to a zero batch of the config's global batch and lengths.
     """
-    model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
+    model_cfg, model, mesh, rules = model_and_mesh(config, devices)
     train_cfg = config.train
-    mesh = make_mesh(config.mesh, devices)
-    rules = resolve_rules(config.mesh.rules)
     check_batch_size(train_cfg.batch_size, mesh, rules)
     check_microbatches(train_cfg)
     if example_batch is None:
         example_batch = models.dummy_batch(
             model_cfg, train_cfg.batch_size, *sequence_lengths(config.data)
         )
-    model = models.build_model(model_cfg)
     tx = make_optimizer(train_cfg)
     rng = jax.random.key(train_cfg.seed)
     abstract, shardings = abstract_state(
@@ -154,6 +178,7 @@ def build_train_program(
         in_shardings=(shardings.params, data_sharding),
     )
     return TrainProgram(
+        config=config,
         model_cfg=model_cfg,
         model=model,
         tx=tx,

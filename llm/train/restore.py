@@ -25,9 +25,9 @@ from jax.sharding import Mesh
 from llm import models
 from llm.data.config import sequence_lengths
 from llm.errors import CheckpointNotFoundError, ConfigError, OutputExistsError
-from llm.parallel import make_mesh, resolve_rules
 from llm.parallel.rules import LogicalRules
 from llm.train.checkpoint import checkpoint_dir, make_manager
+from llm.train.program import model_and_mesh
 from llm.train.state import abstract_state
 from llm.train.trained import TrainedModel
 
@@ -188,13 +188,10 @@ def restore_params(
         step = path_step
     config = load_run_config(workdir)
     steps = _select_steps(workdir, step, average_last)
-    model_cfg = models.ModelConfig.from_dict(config.model.to_dict())
-    model = models.build_model(model_cfg)
-    mesh_cfg = ml_collections.ConfigDict(config.mesh.to_dict())
+    on_mesh = ml_collections.ConfigDict(config.to_dict())
     for key, value in (mesh_overrides or {}).items():
-        mesh_cfg[key] = value
-    mesh = make_mesh(mesh_cfg, devices)
-    rules = resolve_rules(mesh_cfg.rules)
+        on_mesh.mesh[key] = value
+    model_cfg, model, mesh, rules = model_and_mesh(on_mesh, devices)
     abstract = abstract_params(config, model, mesh, rules)
     params_list = [restore_params_at(workdir, s, abstract) for s in steps]
     if len(params_list) == 1:
