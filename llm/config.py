@@ -10,6 +10,7 @@ from typing import Any
 
 import ml_collections
 
+from llm.config_checks import check_combinations
 from llm.errors import ConfigError, ConfigKeyError, InputFileNotFoundError
 from llm.experiment_file import blame_file, exec_file
 
@@ -57,7 +58,7 @@ def _load_module(path: pathlib.Path):
 
 
 def load_config(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections.ConfigDict:
-    """Loads `path.py[:arg]`, applies overrides, validates the schema and locks the config."""
+    """Loads `path.py[:arg]`, applies overrides, validates schema and combinations, locks it."""
     path, _, arg = spec.partition(":")
     module = _load_module(pathlib.Path(path))
     with blame_file(path, f"get_config({arg or None!r}) of"):
@@ -65,6 +66,7 @@ def load_config(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_coll
     for key, value in overrides:
         set_override(config, key, value)
     validate_schema(config)
+    check_combinations(config)
     config.lock()
     return config
 

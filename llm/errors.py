@@ -50,3 +50,11 @@ class ConversionError(UserError, ValueError):
 
 class TPUCompilerMissingError(UserError, ValueError):
     """A TPU topology was asked for but libtpu is not installed (fixable by installing it)."""
+
+
+class CheckpointCorruptError(UserError, ValueError):
+    """A checkpoint that cannot be read back as saved: unreadable, checksum mismatch, NaN/inf."""
+
+
+class WorkdirError(UserError, OSError):
+    """A workdir that cannot hold the run: a file, not writable, or out of space."""

@@ -15,6 +15,7 @@ def test_overrides_are_typed_and_applied():
         TINY,
         [
             ("train.steps", "7"),
+            ("train.warmup_steps", "7"),
             ("train.learning_rate", "0.5"),
             ("model.num_kv_heads", "2"),
             ("train.async_checkpointing", "false"),

@@ -27,6 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
         (errors.OutputExistsError, FileExistsError),
         (errors.DatasetNotPreparedError, FileNotFoundError),
         (errors.CheckpointNotFoundError, FileNotFoundError),
+        (errors.CheckpointCorruptError, ValueError),
+        (errors.WorkdirError, OSError),
         (errors.ConversionError, ValueError),
         (errors.TPUCompilerMissingError, ValueError),
     ],

@@ -11,7 +11,7 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from llm.errors import ConversionError
@@ -39,6 +39,8 @@ def safetensors_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
     if (folder / INDEX_FILE).is_file():
         index = json.loads((folder / INDEX_FILE).read_text())
         names = sorted(set(index.get("weight_map", {}).values()))
+        for name in names:
+            _check_inside(folder, name)
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
             raise ConversionError(f"{folder / INDEX_FILE} names shards that are missing: {missing}")
@@ -54,19 +56,62 @@ def safetensors_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
     )
 
 
+def _check_inside(folder: pathlib.Path, name: str) -> None:
+    """A shard name of the index must name a file in the folder, not elsewhere on disk."""
+    path = pathlib.Path(name)
+    inside = (folder / path).resolve().is_relative_to(folder.resolve())
+    if path.is_absolute() or ".." in path.parts or not inside:
+        raise ConversionError(
+            f"{folder / INDEX_FILE} names the shard {name!r}, which is outside {folder}; "
+            "shards must be files in the checkpoint folder (fix the index's weight_map)."
+        )
+
+
+def _invalid(path: pathlib.Path, why: object) -> ConversionError:
+    return ConversionError(
+        f"{path} is not a valid safetensors file ({why}); it is truncated or damaged: "
+        "download or save_pretrained it again."
+    )
+
+
+def _open(path: pathlib.Path):
+    """safe_open(path), with a damaged file (bad header, offsets past its end) named."""
+    try:
+        return safe_open(str(path), framework="numpy")
+    except SafetensorError as e:
+        raise _invalid(path, e) from e
+
+
 def _read_raw(path: pathlib.Path, name: str) -> np.ndarray:
     # numpy has no bfloat16, so safetensors' numpy reader refuses BF16: read the bytes at the
-    # header's offsets and view them as ml_dtypes.bfloat16 instead.
+    # header's offsets and view them as ml_dtypes.bfloat16 instead. The header is checked
+    # here too: it may have changed since safe_open read it.
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-        entry = header[name]
-        start, end = entry["data_offsets"]
+        raw_len = f.read(8)
+        if len(raw_len) < 8:
+            raise _invalid(path, "no header")
+        (header_len,) = struct.unpack("<Q", raw_len)
+        if header_len > size - 8:
+            raise _invalid(path, f"header length {header_len} exceeds the file's {size} bytes")
+        try:
+            entry = json.loads(f.read(header_len))[name]
+            start, end = (int(x) for x in entry["data_offsets"])
+            shape = [int(n) for n in entry["shape"]]
+        except (ValueError, KeyError, TypeError) as e:
+            raise _invalid(path, f"header: {type(e).__name__}: {e}") from e
+        if entry["dtype"] != "BF16":
+            raise ConversionError(
+                f"tensor {name!r} in {path} has unsupported dtype {entry['dtype']}"
+            )
+        expected = 2 * int(np.prod(shape))
+        if not 0 <= start <= end <= size - 8 - header_len or end - start != expected:
+            raise _invalid(
+                path, f"tensor {name!r} has offsets [{start}, {end}) for {expected} bytes"
+            )
         f.seek(8 + header_len + start)
         data = f.read(end - start)
-    if entry["dtype"] != "BF16":
-        raise ConversionError(f"tensor {name!r} in {path} has unsupported dtype {entry['dtype']}")
-    return np.frombuffer(data, ml_dtypes.bfloat16).reshape(entry["shape"])
+    return np.frombuffer(data, ml_dtypes.bfloat16).reshape(shape)
 
 
 class TensorReader:
@@ -78,7 +123,7 @@ class TensorReader:
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._dtypes: dict[str, str] = {}
         for path in safetensors_files(self.folder):
-            with safe_open(str(path), framework="numpy") as f:
+            with _open(path) as f:
                 for name in f.keys():
                     sl = f.get_slice(name)
                     self._where[name] = path
@@ -115,8 +160,11 @@ class TensorReader:
         path = self._where[found]
         if self._dtypes[found] == "BF16":
             return _read_raw(path, found).astype(np.float32)
-        with safe_open(str(path), framework="numpy") as f:
-            return np.asarray(f.get_tensor(found), np.float32)
+        with _open(path) as f:
+            try:
+                return np.asarray(f.get_tensor(found), np.float32)
+            except SafetensorError as e:
+                raise _invalid(path, e) from e
 
     def check_all_taken(self, ignore: Iterable[str] = ()) -> None:
         """Fails naming the tensors nothing took (an architecture variant we do not map)."""

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from llm import models
+from llm.config_checks import TASK_OF_FAMILY
 from llm.convert.api import load_hf, save_hf
 from llm.convert.hf_files import ConversionError
 from llm.data.config import default_data_config
@@ -25,7 +26,6 @@ from llm.train.config import default_train_config
 
 # The imported checkpoint's own config.json, kept for its token ids on export.
 HF_CONFIG_FILE = "hf_config.json"
-TASKS = {"decoder": "lm", "encoder": "mlm", "encoder_decoder": "seq2seq"}
 
 
 def experiment_config(
@@ -43,7 +43,7 @@ def experiment_config(
             config[group] = ml_collections.ConfigDict(base[group].to_dict())
         return config
     config.data = default_data_config()
-    config.data.task = TASKS[model_cfg.family]
+    config.data.task = TASK_OF_FAMILY[model_cfg.family]
     length = min(128, model_cfg.max_len)
     config.data.seq_len = config.data.inputs_len = config.data.targets_len = length
     if model_cfg.family == "encoder_decoder":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +24,7 @@ LOCAL_KINDS = {
 
 
 def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
-    """Builds a missing generated dataset; fails clearly on a missing real one.
+    """Builds a missing generated or manual-dir dataset; fails clearly on a missing one.
 
     Returns the resolved data_dir. Call it once, before make_iterator. With
     data.token_cache it also tokenizes the train and eval splits once (and a
@@ -32,7 +34,7 @@ def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
     multi-host runs should call this on one process first.
     """
     data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
-    if sources.base_name(data_cfg.dataset) in sources.GENERATED:
+    if sources.base_name(data_cfg.dataset) in sources.GENERATED + sources.MANUAL:
         b = sources.builder(data_cfg.dataset, data_dir)
         if not b.is_prepared():
             os.makedirs(data_dir, exist_ok=True)
@@ -98,7 +100,15 @@ def prepare_local(
         if not overwrite
         else tfds.download.GenerateMode.FORCE_REDOWNLOAD
     )
-    builder.download_and_prepare(download_config=download_config)
+    kind_dir = pathlib.Path(data_dir) / builder_name
+    new_dirs = [d for d in (kind_dir / name, kind_dir) if not d.exists()]
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except BaseException:
+        # A failed build leaves no directory behind that a later run would take for data.
+        for directory in new_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     return f"{builder_name}/{name}", dict(getattr(builder, "counts", {}))
 
 

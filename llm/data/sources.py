@@ -36,11 +36,16 @@ _PROJECT_MODULES = {
     "local_text": "llm.data.builders.local",
     "local_parallel": "llm.data.builders.local",
     "local_summarization": "llm.data.builders.local",
+    "shakespeare": "llm.data.builders.shakespeare",
 }
 
 # Datasets this project generates: built into data_dir on first use, in
 # seconds, so tiny runs and canaries need no preparation step.
 GENERATED = ("tiny_grammar", "tiny_grammar_docs", "tiny_numbers")
+
+# Datasets built on first use, in seconds, from a file the user put in TFDS's
+# manual dir (DATA_DIR/downloads/manual); their builder names it when missing.
+MANUAL = ("shakespeare",)
 
 # Feature names of known datasets: text for LM/MLM, (inputs, targets) for
 # seq2seq. WMT pairs take theirs from the config name ('de-en').
@@ -97,12 +102,27 @@ def record_text(record: Mapping[str, Any], key: str) -> bytes | str:
     return record[key]
 
 
+# Local builders by the launch.prepare --kind that builds them.
+_LOCAL_KIND = {
+    "local_text": "text",
+    "local_parallel": "parallel",
+    "local_summarization": "summarization",
+}
+
+
 def prepare_hint(dataset: str, data_dir: str) -> str:
     """The command that prepares `dataset` into `data_dir`."""
+    name, _, config = dataset.partition("/")
+    if name in _LOCAL_KIND:
+        command = (
+            f"python -m launch.prepare --kind={_LOCAL_KIND[name]} --name={config or 'NAME'} "
+            "--train=FILE[,FILE...] [--validation=FILE]"
+        )
+    else:
+        command = f"python -m launch.prepare --kind=tfds --dataset={dataset}"
     return (
-        f"Prepare it with: python -m launch.prepare --dataset={dataset} "
-        f"--data_dir={data_dir} (or point data.data_dir / $LLM_DATA_DIR at the "
-        "directory where it was prepared as array_record)."
+        f"Prepare it with: {command} --data_dir={data_dir} (or point data.data_dir / "
+        "$LLM_DATA_DIR at the directory where it was prepared as array_record)."
     )
 
 

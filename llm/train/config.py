@@ -51,14 +51,18 @@ def default_train_config() -> ml_collections.ConfigDict:
     # (<= 0 reads the whole eval split).
     c.eval_every = 100
     c.eval_steps = 10
-    # Save a checkpoint every this many steps and at the end; keep the newest this many.
     # Seq2seq runs: at each eval also beam-decode this many eval-split sources and score
     # BLEU (translation) or ROUGE (summarization); 0 disables. Beam and GNMT alpha as AIAYN.
     c.eval_generation_examples = 0
     c.eval_beam_size = 4
     c.eval_alpha = 0.6
+    # Save a checkpoint every this many steps and at the end; keep the newest this many.
     c.checkpoint_every = 200
     c.keep_checkpoints = 3
+    # On resume, a newest checkpoint that cannot be read, fails its checksums or holds
+    # NaN/inf is moved aside (to checkpoints/<step>.corrupt) with a warning and the previous
+    # one is restored; False stops with an error naming the step and the file instead.
+    c.restore_fallback = True
     # Write checkpoints in a background thread while training continues.
     c.async_checkpointing = True
     # Per-device peak FLOP/s for the MFU in the log: '' (no MFU), an accelerator name from

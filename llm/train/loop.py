@@ -18,8 +18,9 @@ from llm.data.config import sequence_lengths
 from llm.errors import ConfigError
 from llm.flops import mfu, train_flops_per_token
 from llm.parallel import host_batch_to_global
-from llm.parallel.distributed import PreemptionWatcher, data_state_restorable
+from llm.parallel.distributed import PreemptionWatcher
 from llm.train import checkpoint as ckpt_lib
+from llm.train import storage
 from llm.train.evaluate import Evaluator
 from llm.train.metrics import MetricWriter
 from llm.train.profiling import StepProfiler, resolve_peak_flops
@@ -38,11 +39,11 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
 
 
 def _check_nonfinite(in_row: int, step: int, cfg: ml_collections.ConfigDict) -> None:
-    """Stops training once too many consecutive steps had NaN/inf loss or gradients."""
+    """Stops training once too many consecutive steps had NaN/inf loss, gradients or updates."""
     if in_row >= cfg.max_nonfinite_steps:
         raise FloatingPointError(
-            f"{in_row} consecutive steps up to step {step} had a non-finite loss or gradient "
-            "and were skipped; the checkpoints keep the last good parameters. Lower "
+            f"{in_row} consecutive steps up to step {step} had a non-finite loss, gradient or "
+            "update and were skipped; the checkpoints keep the last good parameters. Lower "
             "config.train.learning_rate, enable grad_clip_norm or z_loss, or raise "
             f"config.train.max_nonfinite_steps={cfg.max_nonfinite_steps}."
         )
@@ -62,6 +63,8 @@ class Trainer:
         self.workdir = pathlib.Path(workdir)
         tcfg = config.train
         validate_train_config(tcfg)
+        # Before anything slow: a workdir that cannot take checkpoints fails in a second.
+        ckpt_lib.check_workdir(self.workdir)
         self.program = build_train_program(config, devices=devices)
         self.local_batch_size = tcfg.batch_size // jax.process_count()
 
@@ -87,25 +90,21 @@ class Trainer:
             self.workdir,
             keep=tcfg.keep_checkpoints,
             async_save=tcfg.async_checkpointing,
+            cleanup_tmp=True,
         )
 
     def initial_state(self) -> TrainState:
-        """Restores the latest checkpoint (state and data position) or initialises afresh."""
-        step = self.manager.latest_step()
-        data_iter = self.train_iter
-        if step is not None and not (self.manager.directory / str(step) / "data").is_dir():
-            # Written without a data position (launch.convert imports): weights only.
-            data_iter = None
-        elif step is not None and not data_state_restorable(self.manager.directory, step):
-            # Written by a different process count: each shard's position does not map onto
-            # this run's shards, so the weights resume and the data restarts.
-            logging.warning(
-                "Checkpoint %d: data position of another process count; "
-                "restoring the train state only.",
-                step,
-            )
-            data_iter = None
-        restored = ckpt_lib.restore(self.manager, self.program.abstract_state, data_iter)
+        """Restores the newest good checkpoint (state and data position) or initialises afresh.
+
+        A checkpoint that fails its checks is an error, or with config.train.restore_fallback
+        is moved aside for the previous one (llm.train.checkpoint.restore_newest).
+        """
+        restored = ckpt_lib.restore_newest(
+            self.manager,
+            self.program.abstract_state,
+            self.train_iter,
+            fallback=self.config.train.restore_fallback,
+        )
         if restored is not None:
             state, step = restored
             logging.info("Resumed from %s at step %d.", self.manager.directory, step)
@@ -129,7 +128,9 @@ class Trainer:
         cfg = self.config.train
         self.workdir.mkdir(parents=True, exist_ok=True)
         if jax.process_index() == 0:
-            (self.workdir / "config.json").write_text(self.config.to_json_best_effort(indent=2))
+            storage.write_text(
+                self.workdir / "config.json", self.config.to_json_best_effort(indent=2)
+            )
         state = self.initial_state()
         start = int(jax.device_get(state.step))
         writer = MetricWriter(self.workdir, resume_step=start)
@@ -204,17 +205,19 @@ class Trainer:
                     )
                 if step % cfg.checkpoint_every == 0 or step == end:
                     ckpt_lib.save(self.manager, step, state, self.train_iter)
-        self.manager.wait_until_finished()
+        ckpt_lib.wait(self.manager)
         preemption.close()
         writer.close()
         return state, last
 
     def close(self) -> None:
         """Waits for pending checkpoint writes and stops the data workers."""
-        self.manager.wait_until_finished()
-        self.manager.close()
-        if hasattr(self.train_iter, "close"):
-            self.train_iter.close()
+        try:
+            ckpt_lib.wait(self.manager)
+            self.manager.close()
+        finally:
+            if hasattr(self.train_iter, "close"):
+                self.train_iter.close()
 
 
 def train_and_evaluate(

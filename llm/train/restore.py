@@ -19,13 +19,13 @@ import jax
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
 from llm import models
 from llm.data.config import sequence_lengths
 from llm.errors import CheckpointNotFoundError, ConfigError, OutputExistsError
 from llm.parallel.rules import LogicalRules
+from llm.train import checkpoint as ckpt_lib
 from llm.train.checkpoint import checkpoint_dir, make_manager
 from llm.train.program import model_and_mesh
 from llm.train.state import abstract_state
@@ -148,22 +148,16 @@ def abstract_params(
 
 
 def restore_params_at(workdir: str | pathlib.Path, step: int, abstract: Any) -> Any:
-    """Only the params of checkpoints/<step> (not the optimizer state), onto `abstract`'s shardings."""
+    """Only the params of checkpoints/<step> (not the optimizer state), onto `abstract`'s shardings.
+
+    They are checked against the checksums saved with them and for NaN/inf
+    (CheckpointCorruptError otherwise).
+    """
     manager = make_manager(workdir)
     try:
-        item = {"params": abstract}
-        restore_args = ocp.checkpoint_utils.construct_restore_args(item)
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(
-                    item=item, restore_args=restore_args, partial_restore=True
-                )
-            ),
-        )
+        return ckpt_lib.restore_params(manager, step, abstract)
     finally:
         manager.close()
-    return restored["state"]["params"]
 
 
 def restore_params(
@@ -235,8 +229,8 @@ def save_averaged(
         raise OutputExistsError(f"{out_dir / str(target)} exists; pick another --output_step.")
     manager = make_manager(output_workdir)
     try:
-        manager.save(target, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
-        manager.wait_until_finished()
+        ckpt_lib.save(manager, target, state, None)
+        ckpt_lib.wait(manager)
     finally:
         manager.close()
     return run.steps, out_dir / str(target)

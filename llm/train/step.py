@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from llm.train.integrity import all_finite
 from llm.train.losses import cross_entropy_sums
 from llm.train.state import TrainState
 
@@ -80,7 +81,8 @@ def train_step(
 
     The loss is sum over terms of (weighted loss sum / total weight of the whole batch),
     so accumulating per-microbatch gradients gives the full-batch gradient exactly.
-    A step whose loss or gradients are not finite changes nothing but the counters.
+    A step whose loss, gradients or updated parameters are not finite changes nothing but
+    the counters.
     The dropout key is derived from (seed, step, microbatch) for exact resume.
     """
     step_rng = jax.random.fold_in(jax.random.key(seed), state.step)
@@ -125,9 +127,11 @@ def train_step(
         )
 
     grad_norm = optax.global_norm(grads)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
     new_params = optax.apply_updates(state.params, updates)
+    # Finite gradients can still give NaN/inf parameters (an overflowing learning rate or
+    # optimizer state): such an update is skipped too, so no saved state ever holds one.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & all_finite(new_params)
     keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
     new_state = state.replace(
         step=state.step + 1,

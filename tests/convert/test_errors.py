@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 
@@ -115,3 +116,40 @@ def test_library_imports_without_torch_or_transformers(gpt2_dir):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "decoder"
+
+
+def _rewrite_header(path, edit):
+    """Rewrites the JSON header of a safetensors file with `edit(header)`, data unchanged."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + length])
+    edit(header)
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + raw[8 + length :])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "lying_offsets", "huge_header_length"])
+def test_damaged_safetensors_file_names_the_file(gpt2_dir, tmp_path, damage):
+    folder = _copy(gpt2_dir, tmp_path / damage)
+    path = folder / "model.safetensors"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:20])
+    elif damage == "lying_offsets":
+        name = "transformer.wte.weight"
+        _rewrite_header(path, lambda h: h[name].update(data_offsets=[0, 10**9]))
+    else:
+        path.write_bytes(struct.pack("<Q", 10**12) + path.read_bytes()[8:])
+    with pytest.raises(ConversionError, match=r"model.safetensors is not a valid safetensors file"):
+        load_hf(folder)
+
+
+def test_index_shard_names_must_stay_inside_the_folder(gpt2_dir, tmp_path):
+    outside = _copy(gpt2_dir, tmp_path / "outside")
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    (folder / "config.json").write_text((gpt2_dir / "config.json").read_text())
+    names = load_file(str(outside / "model.safetensors"))
+    index = {"weight_map": {n: "../outside/model.safetensors" for n in names}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ConversionError, match=r"'../outside/model.safetensors'.*outside"):
+        load_hf(folder)

@@ -137,6 +137,36 @@ def test_missing_data_dir_fails_clearly(tmp_path):
         prepare.ensure_dataset(cfg)
 
 
+@pytest.mark.parametrize(
+    "dataset, flags",
+    [
+        ("local_text/x", "--kind=text --name=x --train="),
+        ("local_parallel/deen", "--kind=parallel --name=deen --train="),
+        ("local_summarization/news", "--kind=summarization --name=news --train="),
+    ],
+)
+def test_missing_local_dataset_hint_gives_the_prepare_flags(tmp_path, dataset, flags):
+    with pytest.raises(sources.DatasetNotPreparedError) as error:
+        prepare.ensure_dataset(_cfg(tmp_path / "d", dataset))
+    assert f"python -m launch.prepare {flags}" in str(error.value)
+    assert "--dataset=" not in str(error.value)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_failed_prepare_leaves_no_dataset_directory(tmp_path, existing):
+    (tmp_path / "blank.txt").write_text("\n\n")
+    (tmp_path / "good.txt").write_text("a\n")
+    data_dir = tmp_path / "d"
+    if existing:  # another dataset of the kind is there already and stays
+        prepare.prepare_local("text", "other", {"train": [str(tmp_path / "good.txt")]}, data_dir)
+    with pytest.raises(ValueError, match="no usable text"):
+        prepare.prepare_local("text", "b", {"train": [str(tmp_path / "blank.txt")]}, data_dir)
+    assert not (data_dir / "local_text" / "b").exists()
+    assert (data_dir / "local_text").exists() == existing
+    if existing:
+        assert _texts(_cfg(data_dir, "local_text/other")) == ["a"]
+
+
 @pytest.mark.parametrize("mode", ["truncate", "split"])
 def test_over_long_documents_are_cut_and_counted(tmp_path, mode):
     (tmp_path / "a.txt").write_text("short\n" + "x" * 100 + "\n")

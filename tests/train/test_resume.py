@@ -38,3 +38,5 @@ def test_half_written_checkpoint_is_not_picked_up(data_dir, tmp_path):
     train_and_evaluate(config, tmp_path)
     assert sorted(_loss_curve(tmp_path)) == list(range(1, 7))
     assert (checkpoints / "6").is_dir()
+    # The next start removes what the failed save left.
+    assert not (checkpoints / "6.orbax-checkpoint-tmp-1234").exists()

@@ -77,6 +77,21 @@ def test_nonfinite_step_is_skipped_and_counted():
     assert any(jax.tree_util.tree_leaves(changed))
 
 
+def test_update_to_nonfinite_params_is_skipped():
+    # Finite loss and gradients, but an infinite learning rate: the update is inf/NaN.
+    state, model, tx, batch = _setup(
+        optimizer="sgd", b1=0.0, learning_rate=float("inf"), schedule="constant"
+    )
+    step = jax.jit(functools.partial(train_step, model=model, tx=tx, seed=0))
+    new_state, metrics = step(state, batch)
+    assert bool(jnp.isfinite(metrics["loss"])) and bool(jnp.isfinite(metrics["grad_norm"]))
+    assert int(metrics["nonfinite_in_row"]) == 1 and int(metrics["nonfinite_total"]) == 1
+    same = jax.tree_util.tree_map(
+        lambda a, b: bool(jnp.all(a == b)), new_state.params, state.params
+    )
+    assert all(jax.tree_util.tree_leaves(same))
+
+
 def test_decay_mask_can_exclude_embeddings():
     params = {
         "token_embed": {"embedding": jnp.ones((4, 2))},

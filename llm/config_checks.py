@@ -1,0 +1,90 @@
+"""Fields that must agree across config groups, checked once when a config loads.
+
+Each group validates its own values where it is used (llm.models.config, llm.data.config,
+llm.train.loop); what only a pair of fields can get wrong, often from two groups, is
+checked here, naming both fields and the fix, before anything is built.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from llm.data.config import sequence_lengths
+from llm.data.tokenizers import ByteTokenizer
+from llm.errors import ConfigError
+from llm.models.config import ModelConfig
+
+# The batch format (data.task) each model family trains on.
+TASK_OF_FAMILY = {"decoder": "lm", "encoder": "mlm", "encoder_decoder": "seq2seq"}
+
+
+def _task(model: ModelConfig, data: ml_collections.ConfigDict) -> list[str]:
+    expected = TASK_OF_FAMILY[model.family]
+    if data.task == expected:
+        return []
+    return [
+        f"data.task={data.task!r} does not fit model.family={model.family!r}, which trains "
+        f"on data.task={expected!r}; set data.task={expected!r} or pick a model of the "
+        f"{[f for f, t in TASK_OF_FAMILY.items() if t == data.task]} family."
+    ]
+
+
+def _lengths(model: ModelConfig, data: ml_collections.ConfigDict) -> list[str]:
+    names = ("inputs_len", "targets_len") if data.task == "seq2seq" else ("seq_len",)
+    return [
+        f"data.{name}={length} exceeds model.max_len={model.max_len}, the longest sequence "
+        f"the model's positions ({model.position}) and decoding cache cover; lower "
+        f"data.{name} or raise model.max_len."
+        for name, length in zip(names, sequence_lengths(data), strict=True)
+        if length > model.max_len
+    ]
+
+
+def _vocab(model: ModelConfig, data: ml_collections.ConfigDict) -> list[str]:
+    if data.tokenizer == "byte" and model.vocab_size < ByteTokenizer.vocab_size:
+        return [
+            f"model.vocab_size={model.vocab_size} is smaller than the {ByteTokenizer.vocab_size} "
+            "ids of data.tokenizer='byte'; raise model.vocab_size."
+        ]
+    if data.tokenizer == "sentencepiece" and not data.spm_model:
+        if data.vocab_size > model.vocab_size:
+            return [
+                f"data.vocab_size={data.vocab_size} (the sentencepiece vocabulary to train) "
+                f"exceeds model.vocab_size={model.vocab_size}; lower one or raise the other."
+            ]
+    return []
+
+
+def _schedule(train: ml_collections.ConfigDict) -> list[str]:
+    # Any schedule: a warmup the run never finishes never reaches train.learning_rate.
+    if train.warmup_steps > train.steps:
+        return [
+            f"train.warmup_steps={train.warmup_steps} is longer than train.steps="
+            f"{train.steps}, so the learning rate would never reach train.learning_rate; "
+            f"lower train.warmup_steps to at most {train.steps} or raise train.steps."
+        ]
+    return []
+
+
+def _generation(train: ml_collections.ConfigDict, data: ml_collections.ConfigDict) -> list[str]:
+    if train.eval_generation_examples > 0 and data.task != "seq2seq":
+        return [
+            f"train.eval_generation_examples={train.eval_generation_examples} scores decoded "
+            f"translations or summaries, which data.task={data.task!r} has none of; set it to 0."
+        ]
+    return []
+
+
+def check_combinations(config: ml_collections.ConfigDict) -> None:
+    """Raises a ConfigError naming both fields of every combination that cannot work."""
+    model = ModelConfig.from_dict(config.model.to_dict())
+    data, train = config.data, config.train
+    problems = [
+        *_task(model, data),
+        *_lengths(model, data),
+        *_vocab(model, data),
+        *_schedule(train),
+        *_generation(train, data),
+    ]
+    if problems:
+        raise ConfigError(" ".join(problems))
