@@ -19,13 +19,16 @@ from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
 
+# What --config=PATH:ARG accepts (launch.list shows it), the default first.
+ARGS = ("base", "big", "tiny")
+
 WARMUP = 4000
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """AIAYN of the size `arg`."""
     size = arg or "base"
-    if size not in ("base", "big", "tiny"):
+    if size not in ARGS:
         raise ConfigError(f"aiayn takes 'base', 'big' or 'tiny', not {size!r}.")
     config = ml_collections.ConfigDict()
     # Model: post-LN encoder-decoder, sinusoidal positions, shared scaled embeddings.

@@ -18,11 +18,14 @@ from llm.models.presets import get_preset, padded_vocab
 from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
 
+# What --config=PATH:ARG accepts (launch.list shows it), the default first.
+ARGS = ("base", "large", "tiny")
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """BERT of the size `arg`."""
     size = arg or "base"
-    if size not in ("base", "large", "tiny"):
+    if size not in ARGS:
         raise ConfigError(f"bert takes 'base', 'large' or 'tiny', not {size!r}.")
     config = ml_collections.ConfigDict()
     # Model: the paper's encoder with MLM and NSP heads.

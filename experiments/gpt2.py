@@ -24,12 +24,14 @@ SIZES = {
     "774m": ("gpt2_774m", 2.5e-4),
     "1558m": ("gpt2_1558m", 2e-4),
 }
+# What --config=PATH:ARG accepts (launch.list shows it), the default first.
+ARGS = (*SIZES, "tiny")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """GPT-2 of the size `arg`."""
     size = arg or "124m"
-    if size != "tiny" and size not in SIZES:
+    if size not in ARGS:
         raise ConfigError(f"gpt2 takes one of {sorted(SIZES)} or 'tiny', not {size!r}.")
     config = ml_collections.ConfigDict()
     # Model: the paper's architecture (llm/models/presets.py).

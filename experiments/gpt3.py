@@ -28,6 +28,8 @@ SIZES = {
     "13b": ("gpt3_13b", 1024, 1.0e-4),
     "175b": ("gpt3_175b", 1536, 0.6e-4),
 }
+# What --config=PATH:ARG accepts (launch.list shows it), the default first.
+ARGS = (*SIZES, "tiny")
 CONTEXT = 2048
 TOTAL_TOKENS = 300e9  # training tokens (section 2.2)
 WARMUP_TOKENS = 375e6
@@ -36,7 +38,7 @@ WARMUP_TOKENS = 375e6
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """GPT-3 of the size `arg`."""
     size = arg or "125m"
-    if size != "tiny" and size not in SIZES:
+    if size not in ARGS:
         raise ConfigError(f"gpt3 takes one of {list(SIZES)} or 'tiny', not {size!r}.")
     preset, batch_size, lr = SIZES.get(size, SIZES["125m"])
     config = ml_collections.ConfigDict()

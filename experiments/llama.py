@@ -17,13 +17,15 @@ from llm.parallel.config import default_mesh_config
 from llm.train.config import default_train_config
 
 SIZES = {"1b": ("llama_1b", 4e-4), "7b": ("llama_7b", 3e-4)}
+# What --config=PATH:ARG accepts (launch.list shows it), the default first.
+ARGS = (*SIZES, "tiny")
 CONTEXT = 2048
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """LLaMA-style decoder of the size `arg`."""
     size = arg or "1b"
-    if size != "tiny" and size not in SIZES:
+    if size not in ARGS:
         raise ConfigError(f"llama takes one of {sorted(SIZES)} or 'tiny', not {size!r}.")
     preset, lr = SIZES.get(size, SIZES["1b"])
     config = ml_collections.ConfigDict()

@@ -9,6 +9,9 @@ import ml_collections
 
 from llm.errors import ConfigError
 
+# The arg is free-form: the path of a workdir (launch.list shows this name).
+ARGS = "WORKDIR"
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """W/config.json as an experiment config."""

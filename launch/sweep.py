@@ -43,10 +43,14 @@ def _default_root(config: str, sweep: str) -> pathlib.Path:
 
 
 def _report(root: pathlib.Path) -> int:
-    rows = sweeps.collect(root, _METRIC.value)
+    rows, written = sweeps.write_results(root, _METRIC.value)
     print((root / "results.md").read_text(), end="")
     failed = [r for r in rows if r["status"] != "ok"]
-    print(f"{len(rows) - len(failed)}/{len(rows)} points ok; table in {root}/results.csv")
+    print(f"{len(rows) - len(failed)}/{len(rows)} points ok. Wrote:")
+    for path in written:
+        print(f"  {path}")
+    if not any(p.suffix == ".png" for p in written):
+        print("  (no plot: matplotlib is not installed)")
     return 1 if failed else 0
 
 
@@ -59,14 +63,14 @@ def main(argv: list[str]) -> None:
     if _RUN_POINT.value is not None:
         if not _ROOT.value:
             raise ConfigError("--run_point needs --root.")
-        sys.exit(sweeps.run_point(_ROOT.value, _RUN_POINT.value))
+        sys.exit(sweeps.run_point(_ROOT.value, _RUN_POINT.value, metric=_METRIC.value))
     if not (_CONFIG.value and _SWEEP.value):
         raise ConfigError("Give --config and --sweep (or --collect=DIR).")
     root = pathlib.Path(_ROOT.value or _default_root(_CONFIG.value, _SWEEP.value)).absolute()
     plan = sweeps.plan_sweep(_CONFIG.value, _SWEEP.value, root, extra_args=extra)
-    print(f"Sweep {_SWEEP.value}: {len(plan['points'])} points in {root}")
+    print(f"Sweep {_SWEEP.value}: {len(plan['points'])} points in {root}", flush=True)
     if _BACKEND.value == "local":
-        sweeps.run_local(root, max_parallel=_MAX_PARALLEL.value)
+        sweeps.run_local(root, max_parallel=_MAX_PARALLEL.value, metric=_METRIC.value)
         sys.exit(_report(root))
     job = slurm.SlurmJob(
         job_name=f"sweep_{_SWEEP.value}",
@@ -78,7 +82,14 @@ def main(argv: list[str]) -> None:
         setup=tuple(_SETUP.value),
         chdir=os.getcwd(),
     )
-    point_command = [_PYTHON.value, "-m", "launch.sweep", f"--root={root}", "--run_point"]
+    point_command = [
+        _PYTHON.value,
+        "-m",
+        "launch.sweep",
+        f"--metric={_METRIC.value}",
+        f"--root={root}",
+        "--run_point",
+    ]
     script = slurm.array_script(job, len(plan["points"]), point_command, _MAX_PARALLEL.value)
     if _DRY_RUN.value:
         print(script, end="")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import pathlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,13 +144,41 @@ def validate_schema(config: ml_collections.ConfigDict) -> None:
         )
 
 
-def list_experiments(directory: str | pathlib.Path = "experiments") -> list[tuple[str, str]]:
-    """Returns (path, one-line description) for every experiment config in `directory`."""
-    rows = []
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """An experiment file as launch.list shows it.
+
+    args: what `--config=PATH:ARG` accepts, the default (no arg) first; a str
+    instead names a free-form arg (experiments/workdir.py's 'WORKDIR'); () when
+    the file lists none.
+    """
+
+    path: str
+    description: str
+    args: tuple[str, ...] | str
+
+
+def experiment_args(module: Any) -> tuple[str, ...] | str:
+    """An experiment module's args: its ARGS, else the quoted words of its docstring's Args:."""
+    if hasattr(module, "ARGS"):
+        return module.ARGS if isinstance(module.ARGS, str) else tuple(module.ARGS)
+    # 'Args: ...' runs to the end of its paragraph, e.g. "Args: '' (the default) or 'smoke'."
+    found = re.search(r"\bArgs:(.*?)(?:\n\s*\n|\Z)", module.__doc__ or "", re.DOTALL)
+    return tuple(re.findall(r"'([^']*)'", found.group(1))) if found else ()
+
+
+def describe_experiments(directory: str | pathlib.Path = "experiments") -> list[Experiment]:
+    """Every experiment config in `directory` (files named `_*.py` are helpers)."""
+    out = []
     for path in sorted(pathlib.Path(directory).glob("*.py")):
         if path.name.startswith("_"):
             continue
         module = _load_module(path)
         doc = (module.__doc__ or "").strip().splitlines()
-        rows.append((str(path), doc[0] if doc else ""))
-    return rows
+        out.append(Experiment(str(path), doc[0] if doc else "", experiment_args(module)))
+    return out
+
+
+def list_experiments(directory: str | pathlib.Path = "experiments") -> list[tuple[str, str]]:
+    """Returns (path, one-line description) for every experiment config in `directory`."""
+    return [(e.path, e.description) for e in describe_experiments(directory)]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging as std_logging
 import os
 import pathlib
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import ml_collections
 import tensorflow_datasets as tfds
+from absl import logging
 
 from llm.data import config as config_lib
 from llm.data import pipeline, sources, tokenizers
@@ -23,6 +26,42 @@ LOCAL_KINDS = {
 }
 
 
+class _TfdsErrorsOnly(std_logging.Filter):
+    """Passes TFDS's log records only from ERROR up; others' records all."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return record.levelno >= std_logging.ERROR or "tensorflow_datasets" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_tfds() -> Iterator[None]:
+    """Hides TFDS's progress bars and INFO/WARNING lines (building our own data, in seconds)."""
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    was_active = getattr(tqdm_utils, "_active", True)  # TFDS has no public getter
+    tfds.disable_progress_bar()
+    # TFDS logs through absl, i.e. the standard 'absl' logger: a filter there sees them all.
+    absl_logger = std_logging.getLogger("absl")
+    quiet = _TfdsErrorsOnly()
+    absl_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        absl_logger.removeFilter(quiet)
+        tfds.display_progress_bar(was_active)
+
+
+def _build_note(name: str, b: tfds.core.DatasetBuilder, data_dir: str) -> str:
+    """What ensure_dataset is about to build, in one line."""
+    if name in sources.GENERATED:
+        examples = getattr(b, "EXAMPLES", None)
+        how = "generated" + (f", {examples:,} examples" if examples else "")
+    else:
+        # TFDS's default manual dir (DownloadConfig.manual_dir is not set here).
+        how = "from " + os.path.join(data_dir, "downloads", "manual")
+    return f"Building {name} ({how}) in {data_dir}"
+
+
 def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
     """Builds a missing generated or manual-dir dataset; fails clearly on a missing one.
 
@@ -34,14 +73,25 @@ def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
     multi-host runs should call this on one process first.
     """
     data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
-    if sources.base_name(data_cfg.dataset) in sources.GENERATED + sources.MANUAL:
-        b = sources.builder(data_cfg.dataset, data_dir)
-        if not b.is_prepared():
-            os.makedirs(data_dir, exist_ok=True)
-            b.download_and_prepare()
-    # Reading the train split is the real check (and works under
-    # tfds.testing.mock_data, where nothing is prepared on disk).
-    sources.get_source(data_cfg, data_cfg.train_split)
+    name = sources.base_name(data_cfg.dataset)
+    with _quiet_tfds():
+        if name in sources.GENERATED + sources.MANUAL:
+            b = sources.builder(data_cfg.dataset, data_dir)
+            if not b.is_prepared():
+                logging.info("%s", _build_note(name, b, data_dir))
+                os.makedirs(data_dir, exist_ok=True)
+                dataset_dir = pathlib.Path(data_dir) / name
+                existed = dataset_dir.exists()
+                try:
+                    b.download_and_prepare()
+                except BaseException:
+                    # A failed build (say, the manual file is missing) leaves no directory.
+                    if not existed:
+                        shutil.rmtree(dataset_dir, ignore_errors=True)
+                    raise
+        # Reading the train split is the real check (and works under
+        # tfds.testing.mock_data, where nothing is prepared on disk).
+        sources.get_source(data_cfg, data_cfg.train_split)
     if data_cfg.get("token_cache"):
         pipeline.build_token_caches(data_cfg)
     return data_dir
@@ -89,12 +139,13 @@ def prepare_local(
         targets_field=targets_field,
     )
     data_dir = config_lib.resolve_data_dir(data_dir)
-    builder = cls(config=config, data_dir=data_dir, file_format=sources.FILE_FORMAT)
-    if builder.is_prepared() and not overwrite:
-        raise OutputExistsError(
-            f"{builder_name}/{name} already exists in {data_dir}; pass overwrite=True "
-            "(--overwrite) to rebuild it."
-        )
+    with _quiet_tfds():
+        builder = cls(config=config, data_dir=data_dir, file_format=sources.FILE_FORMAT)
+        if builder.is_prepared() and not overwrite:
+            raise OutputExistsError(
+                f"{builder_name}/{name} already exists in {data_dir}; pass overwrite=True "
+                "(--overwrite) to rebuild it."
+            )
     download_config = tfds.download.DownloadConfig(
         download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
         if not overwrite
@@ -102,8 +153,11 @@ def prepare_local(
     )
     kind_dir = pathlib.Path(data_dir) / builder_name
     new_dirs = [d for d in (kind_dir / name, kind_dir) if not d.exists()]
+    count = sum(len(ps) for ps in files.values())
+    logging.info("Building %s/%s from %d input files in %s", builder_name, name, count, data_dir)
     try:
-        builder.download_and_prepare(download_config=download_config)
+        with _quiet_tfds():
+            builder.download_and_prepare(download_config=download_config)
     except BaseException:
         # A failed build leaves no directory behind that a later run would take for data.
         for directory in new_dirs:

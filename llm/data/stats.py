@@ -11,11 +11,17 @@ from absl import logging
 class Counter:
     """Examples seen and truncated by one transform in this process.
 
-    Worker processes each hold their own copy, so the log lines are per
-    process; `llm.data.stats.scan` gives whole-split numbers.
+    Worker processes each hold their own copy, so the log lines are running
+    counts of one process; `llm.data.pipeline.split_stats` gives whole-split
+    numbers. `inputs` and `targets` say what the two counts count (naming the
+    config field of the limit) and `action` what happens to those examples.
     """
 
     name: str
+    inputs: str = "inputs longer than a row"
+    targets: str = ""
+    action: str = "they are truncated"
+    unit: str = "examples"
     examples: int = 0
     truncated: int = 0
     truncated_targets: int = 0
@@ -37,8 +43,13 @@ class Counter:
             logging.log_every_n_seconds(logging.INFO, "%s", 60, self.summary())
 
     def summary(self) -> str:
-        """One line for logs and reports."""
-        return (
-            f"{self.name}: {self.examples} examples, {self.truncated} truncated inputs, "
-            f"{self.truncated_targets} truncated targets"
-        )
+        """One line for logs: the counts with their denominator and limits named."""
+
+        def share(count: int) -> str:
+            return f"{count:,} ({count / max(self.examples, 1):.1%})"
+
+        line = f"{self.name}: {share(self.truncated)} of the first {self.examples:,} {self.unit}"
+        line += f" read by this process had {self.inputs}"
+        if self.targets:
+            line += f", {share(self.truncated_targets)} had {self.targets}"
+        return f"{line}; {self.action}"

@@ -1,6 +1,6 @@
 """Hyperparameter sweeps: search spaces, running every point, and collecting the results."""
 
-from llm.sweeps.collect import collect
+from llm.sweeps.collect import collect, write_results
 from llm.sweeps.run import load_sweep, plan_sweep, prepare_data, run_local, run_point
 from llm.sweeps.space import choice, grid, log_uniform, product, random_search, uniform, zipped
 
@@ -17,5 +17,6 @@ __all__ = [
     "run_local",
     "run_point",
     "uniform",
+    "write_results",
     "zipped",
 ]

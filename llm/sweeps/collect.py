@@ -36,6 +36,13 @@ def _status(workdir: pathlib.Path) -> tuple[str, str]:
 
 def collect(root: str | pathlib.Path, metric: str = "eval/loss") -> list[dict[str, Any]]:
     """Writes ROOT/results.{csv,md} (one row per point, failures with their error) and a plot."""
+    return write_results(root, metric)[0]
+
+
+def write_results(
+    root: str | pathlib.Path, metric: str = "eval/loss"
+) -> tuple[list[dict[str, Any]], list[pathlib.Path]]:
+    """collect(), also returning the paths it wrote (the plot's only with matplotlib)."""
     root = pathlib.Path(root)
     plan = read_plan(root)
     keys = list(dict.fromkeys(k for p in plan["points"] for k in p["overrides"]))
@@ -55,10 +62,13 @@ def collect(root: str | pathlib.Path, metric: str = "eval/loss") -> list[dict[st
         writer.writeheader()
         writer.writerows(rows)
     (root / "results.md").write_text(_markdown(rows, columns))
+    written = [root / "results.csv", root / "results.md"]
     if not any(metric in r for r in rows) and metric == "eval/loss":
         metric = "loss"  # runs without eval still have a train loss
-    _plot(rows, keys, metric, root / f"results_{metric.replace('/', '_')}.png")
-    return rows
+    plot = root / f"results_{metric.replace('/', '_')}.png"
+    if _plot(rows, keys, metric, plot):
+        written.append(plot)
+    return rows, written
 
 
 def _cell(value: Any) -> str:
@@ -73,7 +83,8 @@ def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(rows: list[dict[str, Any]], keys: list[str], metric: str, path: pathlib.Path) -> None:
+def _plot(rows: list[dict[str, Any]], keys: list[str], metric: str, path: pathlib.Path) -> bool:
+    """Writes `metric` against each swept key to `path`; False without matplotlib."""
     try:
         import matplotlib
 
@@ -81,7 +92,7 @@ def _plot(rows: list[dict[str, Any]], keys: list[str], metric: str, path: pathli
         import matplotlib.pyplot as plt
     except ImportError:
         logging.warning("matplotlib is not installed (pip install -e '.[sweep]'); no plot.")
-        return
+        return False
     done = [r for r in rows if r["status"] == "ok" and metric in r]
     fig, axes = plt.subplots(
         1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3.2), squeeze=False
@@ -101,3 +112,4 @@ def _plot(rows: list[dict[str, Any]], keys: list[str], metric: str, path: pathli
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return True

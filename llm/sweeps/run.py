@@ -8,6 +8,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,14 @@ from llm.sweeps.space import Point
 
 SWEEP_FILE = "sweep.json"
 STATUS_FILE = "status.json"
+
+# Points of a local sweep finish on pool threads: one line at a time.
+_PRINT_LOCK = threading.Lock()
+
+
+def _say(line: str) -> None:
+    with _PRINT_LOCK:
+        print(line, flush=True)
 
 
 def load_sweep(config_spec: str, name: str) -> list[Point]:
@@ -93,14 +102,39 @@ def point_command(plan: dict[str, Any], index: int) -> list[str]:
     ]
 
 
-def run_point(root: str | pathlib.Path, index: int) -> int:
-    """Trains point `index` into its workdir, recording overrides, log and exit status."""
+def _overrides_text(overrides: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_format(v)}" for k, v in overrides.items()) or "(no overrides)"
+
+
+def _final_metric(workdir: pathlib.Path, metric: str) -> str:
+    """'eval/loss=2.313' from the point's metrics.jsonl ('loss' when it has no eval)."""
+    from llm.sweeps.collect import final_metrics  # collect imports this module
+
+    metrics = final_metrics(workdir)
+    if metric not in metrics and metric == "eval/loss":
+        metric = "loss"
+    if metric not in metrics:
+        return f"no {metric} in {workdir / 'metrics.jsonl'}"
+    return f"{metric}={_format(float(metrics[metric]))}"
+
+
+def run_point(root: str | pathlib.Path, index: int, *, metric: str = "eval/loss") -> int:
+    """Trains point `index` into its workdir, recording overrides, log and exit status.
+
+    Prints one line when the point starts and one when it ends (status, time and
+    its final `metric`).
+    """
     plan = read_plan(root)
-    if not 0 <= index < len(plan["points"]):
-        raise ConfigError(f"Point {index} not in this sweep of {len(plan['points'])} points.")
-    workdir = pathlib.Path(plan["points"][index]["workdir"])
+    count = len(plan["points"])
+    if not 0 <= index < count:
+        raise ConfigError(f"Point {index} not in this sweep of {count} points.")
+    point = plan["points"][index]
+    workdir = pathlib.Path(point["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "overrides.json").write_text(json.dumps(plan["points"][index]["overrides"]))
+    (workdir / "overrides.json").write_text(json.dumps(point["overrides"]))
+    name = f"point {index + 1}/{count}"
+    overrides = _overrides_text(point["overrides"])
+    _say(f"{name} started: {overrides} (log: {workdir / 'train.log'})")
     start = time.monotonic()
     with (workdir / "train.log").open("w") as log:
         code = subprocess.call(point_command(plan, index), stdout=log, stderr=subprocess.STDOUT)
@@ -110,6 +144,14 @@ def run_point(root: str | pathlib.Path, index: int) -> int:
         errors = [x for x in lines if x.startswith("error:") or "Error" in x]
         status["error"] = (errors or lines or [f"exit code {code}"])[-1][:500]
     (workdir / STATUS_FILE).write_text(json.dumps(status))
+    if code == 0:
+        outcome = f"ok in {status['seconds']}s: {overrides} -> {_final_metric(workdir, metric)}"
+    else:
+        outcome = (
+            f"failed in {status['seconds']}s (exit {code}): {overrides} -> {status['error']} "
+            f"(log: {workdir / 'train.log'})"
+        )
+    _say(f"{name} {outcome}")
     return code
 
 
@@ -132,11 +174,16 @@ def prepare_data(plan: dict[str, Any]) -> None:
             data_lib.ensure_dataset(data_cfg)
 
 
-def run_local(root: str | pathlib.Path, *, max_parallel: int = 1) -> list[int]:
-    """Runs every point, at most `max_parallel` at a time; a failure does not stop the others."""
+def run_local(
+    root: str | pathlib.Path, *, max_parallel: int = 1, metric: str = "eval/loss"
+) -> list[int]:
+    """Runs every point, at most `max_parallel` at a time; a failure does not stop the others.
+
+    Each point prints a line when it starts and when it ends (run_point).
+    """
     plan = read_plan(root)
     if max_parallel > 1:
         prepare_data(plan)
     count = len(plan["points"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
-        return list(pool.map(lambda i: run_point(root, i), range(count)))
+        return list(pool.map(lambda i: run_point(root, i, metric=metric), range(count)))

@@ -1,6 +1,7 @@
 """Local-file builders and bad input, on small files written here."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -39,6 +40,20 @@ def test_text_skips_invalid_utf8_and_blank_lines(tmp_path):
     assert _texts(cfg) == ["first doc", "second doc"]
     b = next(pipeline.make_iterator(cfg, split="validation", batch_size=2, num_epochs=1))
     assert TOK.decode(b["inputs"][0]) == "held out"
+
+
+def test_building_local_files_logs_one_line_of_ours_and_nothing_of_tfds(tmp_path, capfd, caplog):
+    caplog.set_level(logging.INFO, logger="absl")
+    (tmp_path / "a.txt").write_text("one\ntwo\n")
+    prepare.prepare_local(
+        "text", "quiet", {"train": [str(tmp_path / "a.txt")]}, str(tmp_path / "d")
+    )
+    out, err = capfd.readouterr()
+    assert "Downloading and preparing" not in out + err and "Generating" not in out + err
+    assert [r.getMessage() for r in caplog.records if "tensorflow_datasets" in r.pathname] == []
+    assert f"Building local_text/quiet from 1 input files in {tmp_path / 'd'}" in [
+        r.getMessage() for r in caplog.records
+    ]
 
 
 def test_text_paragraph_documents(tmp_path):

@@ -41,5 +41,7 @@ def test_named_dataset_into_batches(dataset, task, tmp_path):
 def test_named_dataset_not_prepared_says_how(tmp_path):
     cfg = config_lib.default_data_config()
     cfg.update(dataset="wmt14_translate/de-en", task="seq2seq", data_dir=str(tmp_path))
-    with pytest.raises(sources.DatasetNotPreparedError, match="launch.prepare --dataset=wmt14"):
+    with pytest.raises(
+        sources.DatasetNotPreparedError, match="launch.prepare --kind=tfds --dataset=wmt14"
+    ):
         prepare.ensure_dataset(cfg)

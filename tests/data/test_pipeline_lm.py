@@ -155,3 +155,21 @@ def test_worker_processes_give_deterministic_batches(lm_cfg):
     _assert_same(list(itertools.islice(a, 3)), list(itertools.islice(b, 3)))
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize(
+    "long_docs, action",
+    [
+        ("split", "they are cut into row-sized pieces (data.lm_long_docs='split')"),
+        ("truncate", "they keep their first tokens (data.lm_long_docs='truncate')"),
+    ],
+)
+def test_long_document_log_line_names_its_denominator_and_limit(lm_cfg, long_docs, action):
+    lm_cfg.lm_long_docs = long_docs
+    task = pipeline.make_task(lm_cfg, TOK)
+    docs = [{"ids": np.ones(n, np.int32)} for n in (10, 63, 64, 200)]  # seq_len 64 holds 63 + BOS
+    task.chunk(docs, np.random.default_rng(0), ids=True)
+    assert task.counter.summary() == (
+        "lm: 2 (50.0%) of the first 4 documents read by this process had more tokens than a "
+        f"row of data.seq_len=64 holds (with BOS); {action}"
+    )

@@ -88,3 +88,18 @@ def test_default_keys_of_named_datasets(seq2seq_cfg):
     assert sources.pair_keys(cfg) == ("article", "highlights")
     cfg.inputs_key, cfg.targets_key = "highlights", "article"
     assert sources.pair_keys(cfg) == ("highlights", "article")
+
+
+def test_truncation_log_line_names_its_denominator_and_limits(seq2seq_cfg):
+    seq2seq_cfg.inputs_len = 20
+    seq2seq_cfg.targets_len = 4
+    task = pipeline.make_task(seq2seq_cfg, TOK)
+    short, long = {"inputs": [1] * 5, "targets": [2]}, {"inputs": [1] * 30, "targets": [2]}
+    rng = np.random.default_rng(0)
+    for ids in (short, long, short, short):
+        task.example({k: np.array(v) for k, v in ids.items()}, rng)
+    assert task.counter.summary() == (
+        "seq2seq: 1 (25.0%) of the first 4 examples read by this process had inputs longer "
+        "than data.inputs_len=20 (with EOS), 0 (0.0%) had targets longer than "
+        "data.targets_len=4 (with EOS); they keep their first tokens"
+    )

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from llm import sweeps
+from llm.sweeps import run as run_lib
 from llm.sweeps.run import plan_sweep, point_command
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -101,6 +102,53 @@ def test_collect_writes_csv_markdown_and_plot_with_failures(tmp_path):
     assert (tmp_path / "results_eval_loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_collect_from_the_command_line_names_the_files_it_wrote(tmp_path):
+    plan = plan_sweep("experiments/tiny_lm.py:smoke", "lr", tmp_path)
+    for point in plan["points"]:
+        _fake_run(pathlib.Path(point["workdir"]), 2.0)
+    out = _launch("launch.sweep", f"--collect={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    assert "4/4 points ok. Wrote:" in out.stdout
+    listed = [line.strip() for line in out.stdout.splitlines() if line.startswith("  ")]
+    assert listed[:2] == [str(tmp_path / "results.csv"), str(tmp_path / "results.md")]
+    pytest.importorskip("matplotlib")
+    assert listed[2:] == [str(tmp_path / "results_eval_loss.png")]
+
+
+_FAKE_TRAIN = """
+import json, pathlib, sys
+workdir, index = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+if index == 1:
+    sys.exit("error: config.train.batch_size=7 does not split over 2 devices")
+row = {"step": 2, "eval/loss": 1.25 + index}
+(workdir / "metrics.jsonl").write_text(json.dumps(row) + "\\n")
+"""
+
+
+def test_local_points_print_a_line_when_they_start_and_end(tmp_path, monkeypatch, capsys):
+    plan = plan_sweep("experiments/tiny_lm.py:smoke", "lr", tmp_path)
+    monkeypatch.setattr(
+        run_lib,
+        "point_command",
+        lambda plan, i: [sys.executable, "-c", _FAKE_TRAIN, plan["points"][i]["workdir"], str(i)],
+    )
+    assert sweeps.run_local(tmp_path, max_parallel=1) == [0, 1, 0, 0]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 8
+    first, second = (pathlib.Path(p["workdir"]) for p in plan["points"][:2])
+    assert lines[0] == (
+        f"point 1/4 started: train.learning_rate=0.001 train.seed=0 (log: {first / 'train.log'})"
+    )
+    assert lines[1].startswith("point 1/4 ok in ")
+    assert lines[1].endswith("s: train.learning_rate=0.001 train.seed=0 -> eval/loss=1.25")
+    assert lines[3].startswith("point 2/4 failed in ")
+    assert lines[3].endswith(
+        "s (exit 1): train.learning_rate=0.001 train.seed=1 -> error: config.train.batch_size=7 "
+        f"does not split over 2 devices (log: {second / 'train.log'})"
+    )
+    assert lines[7].endswith("s: train.learning_rate=0.003 train.seed=1 -> eval/loss=4.25")
+
+
 def _launch(*args):
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
@@ -122,6 +170,7 @@ def test_slurm_backend_dry_run_prints_a_job_array(tmp_path):
     assert "#SBATCH --array=0-3%2" in out.stdout
     assert "#SBATCH --partition=debug" in out.stdout
     assert f'--root={tmp_path} --run_point "$SLURM_ARRAY_TASK_ID"' in out.stdout
+    assert "--metric=eval/loss" in out.stdout
     assert (tmp_path / "sweep.json").is_file()
 
 
@@ -162,3 +211,8 @@ def test_local_sweep_runs_points_in_a_pool_and_tables_a_failure(tmp_path):
     assert float(table[0]["eval/loss"]) > 0
     assert "batch_size=7" in table[1]["error"]
     assert "1/2 points ok" in out.stdout
+    ends = [line for line in out.stdout.splitlines() if " ok in " in line or " failed in " in line]
+    assert len(ends) == 2, out.stdout
+    ok = next(line for line in ends if line.startswith("point 1/2 ok in "))
+    assert ok.split(" -> ")[1] == f"eval/loss={float(table[0]['eval/loss']):.4g}"
+    assert any(line.startswith("point 2/2 failed in ") and "batch_size=7" in line for line in ends)

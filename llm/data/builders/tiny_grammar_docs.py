@@ -18,6 +18,7 @@ class TinyGrammarDocs(base.Builder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
+    EXAMPLES = sum(n for n, _ in _SPLITS.values())
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(

@@ -32,6 +32,7 @@ class TinyNumbers(base.Builder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
+    EXAMPLES = sum(n for _, n in _SPLITS)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(

@@ -15,6 +15,15 @@ from llm.data.tokenizers import Tokenizer
 from llm.errors import ConfigError
 
 
+def _long_doc_action(concat: bool, split: bool) -> str:
+    """What happens to a document longer than a row, for the log line."""
+    if concat:
+        return "they continue in the next rows (data.pack_mode='concat')"
+    if split:
+        return "they are cut into row-sized pieces (data.lm_long_docs='split')"
+    return "they keep their first tokens (data.lm_long_docs='truncate')"
+
+
 class LMTask:
     """Document -> {'inputs': [BOS]+ids, 'targets': ids+[EOS]} cut to seq_len.
 
@@ -41,7 +50,12 @@ class LMTask:
         self._concat = data_cfg.pack and data_cfg.pack_mode == "concat"
         # Concat pieces fill the current row exactly: one open row suffices.
         self.open_rows = 1 if self._concat else data_cfg.num_packing_bins
-        self.counter = Counter("lm")
+        self.counter = Counter(
+            "lm",
+            inputs=f"more tokens than a row of data.seq_len={data_cfg.seq_len} holds (with BOS)",
+            action=_long_doc_action(self._concat, self._split),
+            unit="documents",
+        )
 
     def encode(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The token ids of a record (what the token-id cache stores)."""

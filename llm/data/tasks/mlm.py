@@ -98,7 +98,13 @@ class MLMTask:
         self.open_rows = data_cfg.num_packing_bins
         # NSP splits text into sentences, which token ids no longer show.
         self.needs_text = data_cfg.nsp
-        self.counter = Counter("mlm")
+        self.counter = Counter(
+            "mlm",
+            inputs=f"more tokens than a row of data.seq_len={data_cfg.seq_len} holds "
+            "(with [CLS] and [SEP]s)",
+            action="the longer side is cut" if self._nsp else "they keep their first tokens",
+            unit="pairs" if self._nsp else "documents",
+        )
 
     def encode(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The token ids of a record (what the token-id cache stores)."""

@@ -35,7 +35,12 @@ class Seq2SeqTask:
         self.pack = data_cfg.pack
         self.open_rows = data_cfg.num_packing_bins
         self.needs_text = False
-        self.counter = Counter("seq2seq")
+        self.counter = Counter(
+            "seq2seq",
+            inputs=f"inputs longer than data.inputs_len={data_cfg.inputs_len} (with EOS)",
+            targets=f"targets longer than data.targets_len={data_cfg.targets_len} (with EOS)",
+            action="they keep their first tokens",
+        )
 
     def encode(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The token ids of a record (what the token-id cache stores)."""
