@@ -4,7 +4,9 @@ Prints and appends to W/metrics.jsonl and W/tensorboard (under the checkpoint's
 step) the loss, perplexity and accuracy of the split (MLM accuracy for BERT),
 and for seq2seq runs BLEU (sacrebleu, signature printed) or ROUGE of
 beam-search outputs. --average_last=N scores the average of the last N
-checkpoints (the row then also has eval/averaged_checkpoints=N).
+checkpoints (the row then also has eval/averaged_checkpoints=N). Scores of the
+config's eval split are keyed eval/... as training logs them; any other split's
+eval_<split>/... (--split=test: eval_test/loss, eval_test/bleu).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def main(argv: list[str]) -> None:
     from llm.evals.generation import generation_eval
     from llm.evals.writer import append_metrics
     from llm.train.console import quiet_library_logs
-    from llm.train.evaluate import Evaluator
+    from llm.train.evaluate import Evaluator, eval_prefix, with_prefix
     from llm.train.program import build_train_program
     from llm.train.restore import restore_params
 
@@ -53,12 +55,16 @@ def main(argv: list[str]) -> None:
     run = restore_params(_WORKDIR.value, step=_STEP.value, average_last=_AVERAGE_LAST.value)
     config = run.config
     split = _SPLIT.value or config.data.eval_split
+    # Keyed before the config takes the split: the data pipeline reads it from there.
+    prefix = eval_prefix(config, split)
     config.data.eval_split = split
     if _EVAL_STEPS.value is not None:
         config.train.eval_steps = _EVAL_STEPS.value
     data_lib.ensure_dataset(config.data)
     tokenizer = data_lib.get_tokenizer(config.data)
-    scores = Evaluator(config, build_train_program(config)).evaluate(run.params)
+    scores = with_prefix(
+        Evaluator(config, build_train_program(config)).evaluate(run.params), prefix
+    )
     signature = ""
     if _GENERATE.value and config.data.task == "seq2seq":
         result = generation_eval(
@@ -70,13 +76,13 @@ def main(argv: list[str]) -> None:
             alpha=_ALPHA.value,
             max_decode_len=_MAX_DECODE_LEN.value,
         )
-        scores.update(result.scores)
+        scores.update(with_prefix(result.scores, prefix))
         signature = result.bleu_signature
         examples = zip(result.sources, result.hypotheses, result.references, strict=True)
         for src, hyp, ref in list(examples)[:3]:
             print(f"  {src!r} -> {hyp!r} (reference {ref!r})")
     if len(run.steps) > 1:
-        scores["eval/averaged_checkpoints"] = float(len(run.steps))
+        scores[f"{prefix}/averaged_checkpoints"] = float(len(run.steps))
     steps = ",".join(str(s) for s in run.steps)
     print(f"{run.workdir} step {steps} split {split!r}:")
     for key, value in sorted(scores.items()):

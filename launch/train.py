@@ -51,6 +51,7 @@ def main(argv: list[str]) -> None:
         raise ConfigError(f"Unexpected arguments {argv[1:]}.")
     from llm.parallel import distributed
     from llm.train.console import quiet_library_logs
+    from llm.train.curves import write_curves
     from llm.train.loop import train_and_evaluate  # after flags: keeps --help fast
 
     if not _VERBOSE.value:
@@ -66,8 +67,8 @@ def main(argv: list[str]) -> None:
         # One console for the job: the other processes report only problems.
         logging.set_verbosity(logging.WARNING)
     workdir = _WORKDIR.value or default_workdir(_CONFIG.value)
-    logging.info("Config %s:\n%s", _CONFIG.value, config)
-    metrics = train_and_evaluate(config, workdir)
+    # The run logs a start-up summary; the whole config is in WORKDIR/config.json.
+    metrics = train_and_evaluate(config, workdir, experiment=_CONFIG.value)
     if jax.process_index() != 0:
         return
     if "preempted_at" in metrics:
@@ -79,6 +80,9 @@ def main(argv: list[str]) -> None:
     )
     if "sample" in metrics:
         print(f"Sample: {metrics['sample']}")
+    curves = write_curves(workdir)
+    if curves is not None:
+        print(f"Curves: {curves}")
 
 
 def run() -> None:

@@ -9,6 +9,7 @@ appear with it in the one atomic rename that completes a checkpoint.
 
 from __future__ import annotations
 
+import gc
 import json
 import pathlib
 import re
@@ -24,7 +25,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
-from llm.errors import CheckpointCorruptError, WorkdirError
+from llm.errors import CheckpointCorruptError, ConfigError, WorkdirError
 from llm.parallel.distributed import data_state_restorable
 from llm.train import integrity, storage
 
@@ -36,6 +37,10 @@ _FIX = (
 )
 # Tensorstore's status line for a value it could not read ("OUT_OF_RANGE: Error reading ...").
 _READ_ERROR = re.compile(r"\b[A-Z_]{5,}: Error (?:reading|opening|decoding)[^\n]*")
+# Orbax's refusal to restore an array into another shape (its advice, strict=False, would pad).
+_SHAPE_ERROR = re.compile(
+    r"Requested shape: \(([\d, ]*)\) is not compatible with the stored shape: \(([\d, ]*)\)"
+)
 
 
 def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -234,6 +239,75 @@ def _check_position(step_dir: pathlib.Path, step: int, expected: Sequence[int]) 
         )
 
 
+def _path(keys: Sequence[Any]) -> str:
+    # Orbax's metadata has dict keys where the state has attributes and named tuples.
+    parts = []
+    for k in keys:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return ".".join(parts)
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return {_path(p): tuple(getattr(x, "shape", None) or ()) for p, x in leaves}
+
+
+def saved_shapes(directory: str | pathlib.Path, step: int) -> dict[str, tuple[int, ...]] | None:
+    """Shapes of the arrays of DIRECTORY/<step>'s state by dotted path (None: unreadable)."""
+    location = pathlib.Path(directory) / str(step) / "state"
+    handler = ocp.StandardCheckpointHandler()
+    try:
+        metadata = handler.metadata(location)
+    except Exception:  # damaged metadata: restore() reports the checkpoint as corrupt
+        return None
+    finally:
+        handler.close()
+    return _shapes(getattr(metadata, "tree", metadata))
+
+
+def shape_mismatches(
+    directory: str | pathlib.Path, step: int, abstract: Any, *, partial: bool = False
+) -> list[str]:
+    """'path: (8, 4) saved vs (4, 4) now' per array DIRECTORY/<step> lacks or holds in another shape.
+
+    With `partial`, arrays of the checkpoint beyond `abstract` are fine (a params-only
+    restore). Empty when the shapes match or the metadata cannot be read.
+    """
+    saved = saved_shapes(directory, step)
+    if saved is None:
+        return []
+    wanted = _shapes(abstract)
+    out = []
+    for path, shape in wanted.items():
+        if path not in saved:
+            out.append(f"{path}: not saved vs {shape} now")
+        elif saved[path] != shape:
+            out.append(f"{path}: {saved[path]} saved vs {shape} now")
+    if not partial:
+        out += [
+            f"{path}: {saved[path]} saved vs not in the state now"
+            for path in sorted(saved.keys() - wanted.keys())
+        ]
+    return out
+
+
+def _check_shapes(manager: ocp.CheckpointManager, step: int, abstract: Any, partial: bool) -> None:
+    # Orbax's own error (advising strict=False, which pads) comes with hundreds of lines of
+    # noise from its pending reads; comparing the metadata first never starts them.
+    mismatches = shape_mismatches(manager.directory, step, abstract, partial=partial)
+    if mismatches:
+        raise ConfigError(
+            f"Checkpoint {step} in {manager.directory} holds a train state of another shape than "
+            f"this config's ({_names(mismatches)}): it was trained with another model or "
+            "optimizer config. Train this config in a new --workdir."
+        )
+
+
 def verify(step: int, location: pathlib.Path, tree: Any, saved: Mapping[str, str] | None) -> None:
     """Checks restored arrays against the checksums saved with them, and for NaN/inf."""
     fingerprint = integrity.fingerprint(tree)
@@ -251,13 +325,34 @@ def verify(step: int, location: pathlib.Path, tree: Any, saved: Mapping[str, str
         )
 
 
+def _shape_mismatch(error: BaseException) -> re.Match | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        match = _SHAPE_ERROR.search(str(error))
+        if match:
+            return match
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _read(manager: ocp.CheckpointManager, step: int, args: ocp.args.Composite) -> Any:
     try:
         return manager.restore(step, args=args)
     except Exception as e:
+        # Orbax leaves the reads of the other arrays pending; collecting them now, while
+        # the interpreter is whole, keeps hundreds of 'Exception ignored' lines off exit.
+        gc.collect()
+        mismatch = _shape_mismatch(e)
+        if mismatch is not None:
+            raise ConfigError(
+                f"Checkpoint {step} in {manager.directory} holds arrays of other shapes than this "
+                f"config's model (stored ({mismatch.group(2)}), now ({mismatch.group(1)})): it was "
+                "trained with another config. Train this config in a new --workdir."
+            ) from None
         reason = _unreadable(e)
         if reason is None:
-            raise  # not the files' fault (a config that does not match them, a bug)
+            raise  # not the files' fault (a bug)
         location = pathlib.Path(manager.directory) / str(step) / "state"
         raise CheckpointCorruptError(
             f"Checkpoint {step} ({location}) cannot be read: {reason}.{_FIX}"
@@ -283,6 +378,7 @@ def restore(
     saved = _saved_checksums(manager, step)
     if saved is not None and data_iterator is not None and saved.get("data"):
         _check_position(step_dir, step, saved["data"])
+    _check_shapes(manager, step, abstract_state, partial=False)
     items = {"state": ocp.args.StandardRestore(abstract_state)}
     if data_iterator is not None:
         items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -294,6 +390,7 @@ def restore(
 def restore_params(manager: ocp.CheckpointManager, step: int, abstract_params: Any) -> Any:
     """Only the params of checkpoint `step` (not the optimizer state), verified like restore()."""
     item = {"params": abstract_params}
+    _check_shapes(manager, step, item, partial=True)
     args = ocp.args.PyTreeRestore(
         item=item,
         restore_args=ocp.checkpoint_utils.construct_restore_args(item),
@@ -364,7 +461,8 @@ def restore_newest(
             error = e
         if not _everywhere(error is None):
             error = error or CheckpointCorruptError(f"Checkpoint {step}: another process failed.")
-            if not fallback:
+            # A config that does not fit the checkpoints fits no older one either.
+            if not fallback or isinstance(error, ConfigError):
                 raise error
             failed.append((step, error))
             continue

@@ -72,7 +72,9 @@ def default_train_config() -> ml_collections.ConfigDict:
     # Trace steps (first, last) with jax.profiler into WORKDIR/profile; () disables.
     # View with `tensorboard --logdir WORKDIR/profile` or ui.perfetto.dev.
     c.profile_steps = ()
-    # After training, print a greedy continuation of this prompt (sample_tokens=0 skips it).
+    # After training, print a continuation of this prompt (sample_tokens=0 skips it):
+    # greedy at sample_temperature 0, else sampled at that temperature (seed train.seed).
     c.sample_prompt = "the"
     c.sample_tokens = 64
+    c.sample_temperature = 0.0
     return c

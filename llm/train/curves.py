@@ -1,13 +1,15 @@
 """Training curves of one or more runs, overlaid in one PNG (matplotlib, no display needed).
 
 Reads each WORKDIR/metrics.jsonl: the train loss, the learning rate and every `eval/...`
-scalar, one panel each, with a line per run labelled by its workdir's name.
+(and `eval_<split>/...`) scalar, one panel each, with a line per run labelled by its workdir's name.
 """
 
 from __future__ import annotations
 
 import pathlib
 from collections.abc import Sequence
+
+from absl import logging
 
 from llm.errors import InputFileNotFoundError
 from llm.train.metrics import read_metrics
@@ -24,10 +26,11 @@ def _series(rows: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def panel_keys(runs: dict[str, list[dict]]) -> list[str]:
-    """The scalars to draw: the usual ones first, then every other eval/ scalar, sorted."""
+    """The scalars to draw: the usual ones first, then every other eval scalar, sorted."""
     present = {k for rows in runs.values() for r in rows for k in r}
     first = [k for k in _FIRST if k in present]
-    rest = sorted(k for k in present if k.startswith("eval/") and k not in first)
+    # eval/ is the config's eval split; eval_<split>/ others that launch.eval scored.
+    rest = sorted(k for k in present if k.startswith(("eval/", "eval_")) and k not in first)
     return first + [k for k in rest if k not in _SKIP]
 
 
@@ -76,3 +79,13 @@ def plot_runs(workdirs: Sequence[str | pathlib.Path], output: str | pathlib.Path
 
 def _positive(runs: dict[str, list[dict]], key: str) -> bool:
     return all(v > 0 for rows in runs.values() for v in _series(rows, key)[1])
+
+
+def write_curves(workdir: str | pathlib.Path) -> pathlib.Path | None:
+    """WORKDIR/curves.png of one run, or None with a warning: a plot never fails a run."""
+    output = pathlib.Path(workdir) / "curves.png"
+    try:
+        return plot_runs([workdir], output)
+    except Exception as e:  # matplotlib missing or broken, no metrics, a full disk
+        logging.warning("Could not draw %s: %s: %s", output, type(e).__name__, e)
+        return None

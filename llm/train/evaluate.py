@@ -4,10 +4,15 @@ One Evaluator serves the training loop (periodic evals) and `launch.eval` (a sav
 checkpoint); both score exactly the same way. Loss terms are summed over every batch
 (NLL, correct predictions, weights) and divided once at the end, so that batches
 with more padding weigh less, as they should.
+
+Scores of the config's eval split (what training logs) are keyed `eval/...`; scores of any
+other split `eval_<split>/...` (`eval_test/loss`), so that metrics.jsonl and TensorBoard
+keep them apart.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jax
@@ -18,6 +23,22 @@ from llm import data as data_lib
 from llm.errors import ConfigError
 from llm.parallel import host_batch_to_global
 from llm.train.program import TrainProgram
+
+
+def eval_prefix(config: ml_collections.ConfigDict, split: str | None = None) -> str:
+    """'eval' for the config's eval split (or None), else 'eval_<split>' ('eval_test')."""
+    if split is None or split == config.data.eval_split:
+        return "eval"
+    # TFDS slices ('train[99%:]') become plain names: the key must read as one word.
+    return "eval_" + (re.sub(r"[^0-9A-Za-z]+", "_", split).strip("_") or "split")
+
+
+def with_prefix(scores: dict[str, float], prefix: str) -> dict[str, float]:
+    """`scores` with their leading 'eval' replaced by `prefix` ('eval/bleu' -> 'eval_test/bleu')."""
+    return {
+        prefix + k.removeprefix("eval") if k.startswith("eval/") else k: v
+        for k, v in scores.items()
+    }
 
 
 def summarize_eval(sums: dict[str, float]) -> dict[str, float]:

@@ -23,9 +23,12 @@ from llm.train import checkpoint as ckpt_lib
 from llm.train import storage
 from llm.train.evaluate import Evaluator
 from llm.train.metrics import MetricWriter
+from llm.train.optim import make_schedule
 from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.program import build_train_program
+from llm.train.restore import check_resumable
 from llm.train.state import TrainState
+from llm.train.summary import bound_line, startup_summary
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -58,14 +61,19 @@ class Trainer:
         workdir: str | pathlib.Path,
         *,
         devices: Sequence[jax.Device] | None = None,
+        experiment: str = "",
     ):
         self.config = config
         self.workdir = pathlib.Path(workdir)
+        # The config spec (experiments/X.py:arg) the start-up summary names.
+        self.experiment = experiment
         tcfg = config.train
         validate_train_config(tcfg)
         # Before anything slow: a workdir that cannot take checkpoints fails in a second.
         ckpt_lib.check_workdir(self.workdir)
         self.program = build_train_program(config, devices=devices)
+        # Before config.json is overwritten: a changed model is one error, not orbax's.
+        check_resumable(self.workdir, config, self.program.abstract_state)
         self.local_batch_size = tcfg.batch_size // jax.process_count()
 
         data_lib.ensure_dataset(config.data)
@@ -131,11 +139,19 @@ class Trainer:
             storage.write_text(
                 self.workdir / "config.json", self.config.to_json_best_effort(indent=2)
             )
+        summary = startup_summary(
+            self.program,
+            self.workdir,
+            experiment=self.experiment,
+            resume_step=self.manager.latest_step(),
+        )
+        logging.info("%s", summary)
         state = self.initial_state()
         start = int(jax.device_get(state.step))
         writer = MetricWriter(self.workdir, resume_step=start)
         end = min(cfg.steps, stop_at_step) if stop_at_step else cfg.steps
         tokens_per_step = cfg.batch_size * sum(sequence_lengths(self.config.data))
+        schedule = make_schedule(cfg)
         last: dict[str, float] = {}
         t0, t_step0 = time.perf_counter(), start
         profiler = StepProfiler(self.workdir, tuple(cfg.profile_steps))
@@ -166,6 +182,8 @@ class Trainer:
                         "loss": float(metrics["loss"]),
                         "grad_norm": float(metrics["grad_norm"]),
                         "nonfinite_total": float(metrics["nonfinite_total"]),
+                        # The rate of this step's update (optax counts updates from 0).
+                        "learning_rate": float(schedule(step - 1)),
                     }
                     _check_nonfinite(int(metrics["nonfinite_in_row"]), step, cfg)
                     elapsed = time.perf_counter() - t0
@@ -226,29 +244,39 @@ def train_and_evaluate(
     *,
     stop_at_step: int | None = None,
     devices: Sequence[jax.Device] | None = None,
+    experiment: str = "",
 ) -> dict[str, float]:
-    """Trains the experiment `config` into `workdir`; returns the last logged metrics."""
-    trainer = Trainer(config, workdir, devices=devices)
+    """Trains the experiment `config` into `workdir`; returns the last logged metrics.
+
+    `experiment` is the config spec the start-up summary names (experiments/X.py:arg).
+    """
+    trainer = Trainer(config, workdir, devices=devices, experiment=experiment)
     try:
         state, metrics = trainer.run(stop_at_step=stop_at_step)
         if trainer.preempted_at:
             metrics["preempted_at"] = trainer.preempted_at
-        elif config.train.sample_tokens > 0 and jax.process_count() == 1:
-            # Decoding runs on process 0 alone, so it needs every parameter shard locally.
-            metrics["sample"] = sample_text(trainer, state.params)
-            logging.info("Sample: %s", json.dumps(metrics["sample"]))
+        else:
+            if line := bound_line(config, metrics):
+                logging.info("%s", line)
+            if config.train.sample_tokens > 0 and jax.process_count() == 1:
+                # Decoding runs on process 0 alone, so it needs every parameter shard locally.
+                metrics["sample"] = sample_text(trainer, state.params)
+                logging.info("Sample: %s", json.dumps(metrics["sample"]))
     finally:
         trainer.close()
     return metrics
 
 
 def sample_text(trainer: Trainer, params: Any) -> str:
-    """Greedy continuation of config.train.sample_prompt from the trained model."""
+    """Continuation of config.train.sample_prompt (greedy, or at train.sample_temperature)."""
     from llm.decode.text import generate_text  # only the end of a run needs decoding
 
+    tcfg = trainer.config.train
     return generate_text(
         trainer.program.trained(params),
         trainer.tokenizer,
-        trainer.config.train.sample_prompt,
-        max_new_tokens=trainer.config.train.sample_tokens,
+        tcfg.sample_prompt,
+        max_new_tokens=tcfg.sample_tokens,
+        temperature=tcfg.get("sample_temperature", 0.0),  # configs saved before it: greedy
+        seed=tcfg.seed,
     )

@@ -92,6 +92,72 @@ def _with_current_defaults(saved: dict[str, Any]) -> ml_collections.ConfigDict:
     return config
 
 
+# Model fields that never change a parameter's shape: left out of the differences listed.
+_SHAPE_NEUTRAL = frozenset(
+    {
+        "dropout_rate",
+        "attention_dropout_rate",
+        "attention_impl",
+        "remat",
+        "dtype",
+        "norm_eps",
+        "rope_theta",
+        "sinusoidal_layout",
+        "scale_embeddings",
+        "pad_id",
+    }
+)
+# Train fields that decide the optimizer state's structure (llm.train.optim.make_optimizer).
+_OPTIMIZER_STATE = ("optimizer", "grad_clip_norm", "weight_decay", "decay_embeddings", "b1")
+
+
+def state_config_changes(
+    saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict
+) -> list[str]:
+    """'group.field: old (workdir) vs new (now)' for each field that may shape the state."""
+    # Over the defaults on both sides: a field added since the run was written is no change.
+    defaults = models.ModelConfig().to_dict()
+    old_model = defaults | saved.model.to_dict()
+    new_model = defaults | config.model.to_dict()
+    pairs = [
+        (f"model.{k}", old_model.get(k), new_model.get(k))
+        for k in sorted(new_model.keys() | old_model.keys())
+        if k not in _SHAPE_NEUTRAL
+    ]
+    pairs += [(f"train.{k}", saved.train.get(k), config.train.get(k)) for k in _OPTIMIZER_STATE]
+    # JSON-equal counts as equal: config.json holds lists where configs hold tuples.
+    return [
+        f"{name}: {old!r} (workdir) vs {new!r} (now)"
+        for name, old, new in pairs
+        if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True)
+    ]
+
+
+def check_resumable(
+    workdir: str | pathlib.Path, config: ml_collections.ConfigDict, abstract_state: Any
+) -> None:
+    """Raises ConfigError when WORKDIR's newest checkpoint cannot be restored into `config`'s state.
+
+    The checkpoint's shapes decide (so a changed dropout, remat, mesh, step count or learning
+    rate resumes); the message names the fields of WORKDIR/config.json that differ.
+    """
+    steps = available_steps(workdir)
+    if not steps:
+        return
+    mismatches = ckpt_lib.shape_mismatches(checkpoint_dir(workdir), steps[-1], abstract_state)
+    if not mismatches:
+        return
+    changes = []
+    if (pathlib.Path(workdir) / "config.json").exists():
+        changes = state_config_changes(load_run_config(workdir), config)
+    what = "; ".join(changes) if changes else "; ".join(mismatches[:3])
+    raise ConfigError(
+        f"{workdir} holds checkpoints of another model or optimizer ({what}), which this "
+        "config cannot resume from. Train it in a new --workdir, or resume with the "
+        "workdir's settings."
+    )
+
+
 def available_steps(workdir: str | pathlib.Path) -> list[int]:
     """Steps of the complete checkpoints of a workdir, ascending (orbax's temporary dirs excluded)."""
     directory = checkpoint_dir(workdir)

@@ -38,5 +38,13 @@ def test_eval_cli_appends_scores_at_the_checkpoint_step(workdir):
     assert rows[: len(before)] == before
     assert rows[-1]["step"] == 4 and rows[-1]["eval/perplexity"] > 1.0
 
+    # Another split than the config's eval split is keyed apart from it.
+    test = run_cli("launch.eval", f"--workdir={workdir}", "--eval_steps=1", "--split=test")
+    assert test.returncode == 0, test.stderr
+    assert "eval_test/loss = " in test.stdout
+    row = read_metrics(workdir)[-1]
+    assert row["step"] == 4 and row["eval_test/perplexity"] > 1.0
+    assert sorted(row) == ["eval_test/accuracy", "eval_test/loss", "eval_test/perplexity", "step"]
+
     missing = run_cli("launch.eval", f"--workdir={workdir}", "--step=3")
     assert missing.returncode == 2 and "No checkpoint for step 3" in missing.stderr

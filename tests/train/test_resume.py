@@ -6,6 +6,7 @@ import numpy as np
 
 from llm.train.loop import train_and_evaluate
 from llm.train.metrics import read_metrics
+from llm.train.optim import make_schedule
 from tests.train.tiny import tiny_config
 
 
@@ -24,6 +25,14 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     np.testing.assert_allclose(
         [resumed[s] for s in range(1, 9)], [straight[s] for s in range(1, 9)], rtol=0, atol=1e-6
     )
+    # Each row logs the learning rate its step's update used (optax counts from 0).
+    schedule = make_schedule(config.train)
+    rates = {row["step"]: row["learning_rate"] for row in read_metrics(tmp_path / "resumed")}
+    assert sorted(rates) == list(range(1, 9))
+    np.testing.assert_allclose(
+        [rates[s] for s in range(1, 9)], [float(schedule(s - 1)) for s in range(1, 9)], rtol=1e-6
+    )
+    assert rates[1] < rates[2]  # warmup: the first update is the smallest
 
 
 def test_half_written_checkpoint_is_not_picked_up(data_dir, tmp_path):
