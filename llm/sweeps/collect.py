@@ -9,19 +9,7 @@ from typing import Any
 
 from absl import logging
 
-from llm.sweeps.run import STATUS_FILE, read_plan
-
-
-def final_metrics(workdir: pathlib.Path) -> dict[str, float]:
-    """The last value of every metric in WORKDIR/metrics.jsonl, with the step it came from."""
-    path = workdir / "metrics.jsonl"
-    out: dict[str, float] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text().splitlines():
-        if line.strip():
-            out.update(json.loads(line))
-    return out
+from llm.sweeps.run import STATUS_FILE, final_metrics, read_plan
 
 
 def _status(workdir: pathlib.Path) -> tuple[str, str]:

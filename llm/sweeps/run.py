@@ -106,10 +106,20 @@ def _overrides_text(overrides: dict[str, Any]) -> str:
     return " ".join(f"{k}={_format(v)}" for k, v in overrides.items()) or "(no overrides)"
 
 
+def final_metrics(workdir: pathlib.Path) -> dict[str, float]:
+    """The last value of every metric in WORKDIR/metrics.jsonl, with the step it came from."""
+    path = workdir / "metrics.jsonl"
+    out: dict[str, float] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        if line.strip():
+            out.update(json.loads(line))
+    return out
+
+
 def _final_metric(workdir: pathlib.Path, metric: str) -> str:
     """'eval/loss=2.313' from the point's metrics.jsonl ('loss' when it has no eval)."""
-    from llm.sweeps.collect import final_metrics  # collect imports this module
-
     metrics = final_metrics(workdir)
     if metric not in metrics and metric == "eval/loss":
         metric = "loss"

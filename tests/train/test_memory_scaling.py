@@ -25,6 +25,7 @@ def _config(batch, *extra):
         ("model.num_heads", "4"),
         ("model.d_ff", "1024"),
         ("model.vocab_size", "4096"),
+        ("data.vocab_size", "4096"),
         ("model.remat", "full"),
         ("mesh.data", "1"),
         ("mesh.fsdp", "-1"),
