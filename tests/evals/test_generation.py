@@ -27,6 +27,7 @@ def test_generation_metrics_on_a_trained_encoder_decoder(tmp_path):
         model__num_encoder_layers=1,
         model__num_decoder_layers=1,
         train__steps=2,
+        train__warmup_steps=1,
         train__eval_every=0,
         train__checkpoint_every=2,
         train__batch_size=8,

@@ -22,6 +22,7 @@ def test_seq2seq_eval_rows_carry_bleu(data_dir, tmp_path):
         model__num_encoder_layers=1,
         model__num_decoder_layers=1,
         train__steps=2,
+        train__warmup_steps=1,
         train__batch_size=8,
         train__eval_every=2,
         train__eval_steps=1,
