@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import pathlib
 import time
@@ -29,6 +30,9 @@ from llm.train.program import build_train_program
 from llm.train.restore import check_resumable
 from llm.train.state import TrainState
 from llm.train.summary import bound_line, startup_summary
+
+# Train steps dispatched ahead of the one the host waits for.
+_IN_FLIGHT = 2
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -161,11 +165,18 @@ class Trainer:
         )
         preemption = PreemptionWatcher()
         self.preempted_at = None
+        in_flight: collections.deque = collections.deque()
         with jax.set_mesh(self.program.mesh):
             for step in range(start + 1, end + 1):
                 batch = self.to_global(next(self.train_iter))
                 profiler.before_step(step)
                 state, metrics = self.program.train_step(state, batch)
+                # At most _IN_FLIGHT steps queued: enough to hide dispatch, and XLA:CPU's
+                # in-process collectives can stall past their rendezvous timeout (an abort)
+                # when a long queue of steps competes for few cores.
+                in_flight.append(metrics["loss"])
+                if len(in_flight) > _IN_FLIGHT:
+                    jax.block_until_ready(in_flight.popleft())
                 profiler.after_step(step, metrics)
                 if preemption.should_stop(step):
                     self.preempted_at = step
