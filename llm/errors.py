@@ -8,6 +8,8 @@ its traceback. Each class also derives from the builtin its call sites raised be
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class UserError(Exception):
     """An error in what the user gave, reported as one line without a traceback."""
@@ -58,3 +60,12 @@ class CheckpointCorruptError(UserError, ValueError):
 
 class WorkdirError(UserError, OSError):
     """A workdir that cannot hold the run: a file, not writable, or out of space."""
+
+
+def exception_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error`, then what it was raised from or during, once each (cycles end the walk)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__

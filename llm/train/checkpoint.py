@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
-from llm.errors import CheckpointCorruptError, ConfigError, WorkdirError
+from llm.errors import CheckpointCorruptError, ConfigError, WorkdirError, exception_chain
 from llm.parallel.distributed import data_state_restorable
 from llm.train import integrity, storage
 
@@ -194,15 +194,12 @@ def save(
 
 def _unreadable(error: BaseException) -> str | None:
     """The reason a checkpoint's files could not be read, when that is what `error` says."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        match = _READ_ERROR.search(str(error))
+    for cause in exception_chain(error):
+        match = _READ_ERROR.search(str(cause))
         if match:
             return match.group(0)[:400]
-        if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError, FileNotFoundError)):
-            return f"{type(error).__name__}: {error}"[:400]
-        error = error.__cause__ or error.__context__
+        if isinstance(cause, (json.JSONDecodeError, UnicodeDecodeError, FileNotFoundError)):
+            return f"{type(cause).__name__}: {cause}"[:400]
     return None
 
 
@@ -240,16 +237,7 @@ def _check_position(step_dir: pathlib.Path, step: int, expected: Sequence[int]) 
 
 
 def _path(keys: Sequence[Any]) -> str:
-    # Orbax's metadata has dict keys where the state has attributes and named tuples.
-    parts = []
-    for k in keys:
-        for attr in ("key", "name", "idx"):
-            if hasattr(k, attr):
-                parts.append(str(getattr(k, attr)))
-                break
-        else:
-            parts.append(str(k))
-    return ".".join(parts)
+    return integrity.leaf_name(keys).replace("/", ".")
 
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
@@ -326,13 +314,10 @@ def verify(step: int, location: pathlib.Path, tree: Any, saved: Mapping[str, str
 
 
 def _shape_mismatch(error: BaseException) -> re.Match | None:
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        match = _SHAPE_ERROR.search(str(error))
+    for cause in exception_chain(error):
+        match = _SHAPE_ERROR.search(str(cause))
         if match:
             return match
-        error = error.__cause__ or error.__context__
     return None
 
 

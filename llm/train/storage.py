@@ -14,7 +14,7 @@ import shutil
 
 import jax
 
-from llm.errors import WorkdirError
+from llm.errors import WorkdirError, exception_chain
 
 
 def format_bytes(n: float) -> str:
@@ -70,15 +70,12 @@ def directory_bytes(path: pathlib.Path) -> int:
 
 def is_disk_full(error: BaseException) -> bool:
     """Whether `error` or one it was raised from says the disk is full (OSError or tensorstore)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+    for cause in exception_chain(error):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        text = str(error)
+        text = str(cause)
         if "No space left on device" in text or "Disk quota exceeded" in text:
             return True
-        error = error.__cause__ or error.__context__
     return False
 
 
