@@ -3,7 +3,9 @@
 One output line per input line: the translation (encoder-decoder) or the
 continuation after the prompt (decoder). Beam search with --beam_size > 1
 (AIAYN: 4 and --alpha=0.6), else sampling (--temperature 0 = greedy, the
-default; --top_k, --top_p). Empty lines fail unless --empty=blank (empty
+default; --top_k, --top_p). Repeated phrases: --no_repeat_ngram_size=N,
+--repetition_penalty=P. An encoder-decoder writes up to --max_len_a * source
+tokens + --max_len_b (AIAYN: input length + 50) unless --max_decode_len is set. Empty lines fail unless --empty=blank (empty
 output line). Over-long inputs are truncated with a warning on stderr.
 """
 
@@ -36,7 +38,18 @@ _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _MAX_DECODE_LEN = flags.DEFINE_integer(
     "max_decode_len",
     0,
-    "New tokens per line; 0 = data.targets_len (seq2seq) or up to the model's max_len (decoder).",
+    "New tokens per line; 0 = --max_len_a * source tokens + --max_len_b (encoder-decoder) "
+    "or up to the model's max_len (decoder).",
+)
+_MAX_LEN_A = flags.DEFINE_float(
+    "max_len_a", 1.0, "Encoder-decoder output limit per source token (AIAYN: input length + 50)."
+)
+_MAX_LEN_B = flags.DEFINE_integer("max_len_b", 50, "Output limit added to a * source length.")
+_NO_REPEAT_NGRAM = flags.DEFINE_integer(
+    "no_repeat_ngram_size", 0, "Never repeat an n-gram of this size in an output; 0 = off."
+)
+_REPETITION_PENALTY = flags.DEFINE_float(
+    "repetition_penalty", 1.0, "CTRL penalty on tokens already output; 1 = off (CTRL: 1.2)."
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Lines decoded together.")
 _EMPTY = flags.DEFINE_enum(
@@ -71,6 +84,10 @@ def main(argv: list[str]) -> None:
     )
     options = DecodeOptions(
         max_decode_len=_MAX_DECODE_LEN.value,
+        max_len_a=_MAX_LEN_A.value,
+        max_len_b=_MAX_LEN_B.value,
+        no_repeat_ngram_size=_NO_REPEAT_NGRAM.value,
+        repetition_penalty=_REPETITION_PENALTY.value,
         beam_size=_BEAM_SIZE.value,
         alpha=_ALPHA.value,
         temperature=_TEMPERATURE.value,

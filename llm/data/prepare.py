@@ -6,6 +6,7 @@ import contextlib
 import logging as std_logging
 import os
 import pathlib
+import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from absl import logging
 
 from llm.data import config as config_lib
 from llm.data import pipeline, sources, tokenizers
-from llm.errors import ConfigError, InputFileNotFoundError, OutputExistsError
+from llm.errors import ConfigError, InputFileError, InputFileNotFoundError, OutputExistsError
 
 # launch.prepare --kind -> builder name (llm.data.builders.local).
 LOCAL_KINDS = {
@@ -97,6 +98,68 @@ def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
     return data_dir
 
 
+# A language code as file suffixes and sacrebleu use them: 'en', 'de', 'zh', 'pt-br'.
+_LANG = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]+)*$")
+
+
+def _check_lang(flag: str, lang: str) -> None:
+    if lang and not _LANG.match(lang):
+        raise ConfigError(f"{flag}={lang!r} is not a language code; use one such as 'en' or 'de'.")
+
+
+def _suffix_lang(path: str, langs: tuple[str, str]) -> str:
+    """The language a file name ends in ('train.de' -> 'de'), if it is one of `langs`."""
+    suffix = pathlib.Path(path).suffix.lower().lstrip(".")
+    return suffix if suffix in langs else ""
+
+
+def order_parallel_files(
+    paths: Sequence[str], source_lang: str = "", target_lang: str = ""
+) -> list[str]:
+    """Two aligned files as [source, target]: by their language suffix where they have one.
+
+    `train.de,train.en` with source_lang='en', target_lang='de' gives
+    [train.en, train.de]; files without a language suffix keep their order
+    (first = source), as does a single TSV (first column = source).
+    """
+    _check_lang("source_lang", source_lang)
+    _check_lang("target_lang", target_lang)
+    if source_lang and source_lang == target_lang:
+        raise ConfigError(
+            f"source_lang and target_lang are both {source_lang!r}; name two languages."
+        )
+    paths = list(paths)
+    if len(paths) != 2 or not (source_lang and target_lang):
+        return paths
+    langs = (source_lang, target_lang)
+    found = [_suffix_lang(p, langs) for p in paths]
+    if found[0] and found[0] == found[1]:
+        raise InputFileError(
+            f"Both {paths[0]!r} and {paths[1]!r} end in .{found[0]}; give one file per "
+            f"language (source {source_lang}, target {target_lang})."
+        )
+    if found[0] == target_lang or found[1] == source_lang:
+        return paths[::-1]
+    return paths
+
+
+def _sides_note(files: Mapping[str, Sequence[str]]) -> str:
+    return "; ".join(
+        f"{split}: source {ps[0]}, target {ps[1]}" if len(ps) == 2 else f"{split}: TSV {ps[0]}"
+        for split, ps in files.items()
+    )
+
+
+def parallel_sides(
+    files: Mapping[str, Sequence[str]], source_lang: str = "", target_lang: str = ""
+) -> dict[str, list[str]]:
+    """Each split's parallel files as prepare_local reads them: [source, target] or [tsv]."""
+    return {
+        split: order_parallel_files(paths, source_lang, target_lang)
+        for split, paths in files.items()
+    }
+
+
 def prepare_local(
     kind: str,
     name: str,
@@ -106,12 +169,16 @@ def prepare_local(
     doc_sep: str = "line",
     inputs_field: str = "document",
     targets_field: str = "summary",
+    source_lang: str = "",
+    target_lang: str = "",
     overwrite: bool = False,
 ) -> tuple[str, dict[str, int]]:
     """Builds local files into data_dir as array_record.
 
     Returns the dataset name to put in data.dataset ('local_text/<name>') and
-    the counts of skipped input lines by reason.
+    the counts of skipped input lines by reason. Parallel text: source_lang
+    and target_lang say which of two files is the source (order_parallel_files)
+    and are kept in the dataset's metadata (dataset_languages).
     """
     if kind not in LOCAL_KINDS:
         raise ConfigError(f"kind={kind!r}; use one of {sorted(LOCAL_KINDS)}.")
@@ -119,6 +186,12 @@ def prepare_local(
         raise ConfigError(f"name={name!r}; give a plain name for the dataset.")
     if not files:
         raise ConfigError("No input files: give at least a train split.")
+    if kind == "parallel":
+        files = parallel_sides(files, source_lang, target_lang)
+    elif source_lang or target_lang:
+        raise ConfigError(
+            f"source_lang/target_lang name the sides of parallel text, not of kind={kind!r}."
+        )
     for split, paths in files.items():
         for path in paths:
             if not os.path.exists(path):
@@ -137,14 +210,20 @@ def prepare_local(
         doc_sep=doc_sep,
         inputs_field=inputs_field,
         targets_field=targets_field,
+        source_lang=source_lang,
+        target_lang=target_lang,
+        # Kept in dataset_info.json: which side is which, readable without this code.
+        description=_sides_note(files) if kind == "parallel" else None,
     )
     data_dir = config_lib.resolve_data_dir(data_dir)
     with _quiet_tfds():
         builder = cls(config=config, data_dir=data_dir, file_format=sources.FILE_FORMAT)
         if builder.is_prepared() and not overwrite:
             raise OutputExistsError(
-                f"{builder_name}/{name} already exists in {data_dir}; pass overwrite=True "
-                "(--overwrite) to rebuild it."
+                f"{builder_name}/{name} already exists in {data_dir}; pass --overwrite "
+                "(overwrite=True) to rebuild it, or --dataset="
+                f"{builder_name}/{name} instead of --kind and the input files to reuse it "
+                "(say, for another tokenizer)."
             )
     download_config = tfds.download.DownloadConfig(
         download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
@@ -164,6 +243,24 @@ def prepare_local(
             shutil.rmtree(directory, ignore_errors=True)
         raise
     return f"{builder_name}/{name}", dict(getattr(builder, "counts", {}))
+
+
+def dataset_languages(data_cfg: ml_collections.ConfigDict) -> tuple[str, str]:
+    """(source, target) languages of a translation dataset; '' where unknown.
+
+    local_parallel keeps them in its metadata (launch.prepare --source_lang/
+    --target_lang); TFDS translation pairs name their features by language.
+    """
+    name = sources.base_name(data_cfg.dataset)
+    if name == "local_parallel":
+        data_dir = config_lib.resolve_data_dir(data_cfg.data_dir)
+        with _quiet_tfds():
+            metadata = sources.builder(data_cfg.dataset, data_dir).info.metadata or {}
+        return str(metadata.get("source_lang", "")), str(metadata.get("target_lang", ""))
+    if "_translate/" in data_cfg.dataset:
+        keys = sources.pair_keys(data_cfg)
+        return tuple(k if _LANG.match(k) else "" for k in keys)  # type: ignore[return-value]
+    return "", ""
 
 
 def prepare_tfds(dataset: str, data_dir: str, *, manual_dir: str = "") -> str:

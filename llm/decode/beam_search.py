@@ -15,7 +15,7 @@ stops once no alive beam can still beat its worst finished one.
 import jax
 import jax.numpy as jnp
 
-from llm.decode import beams, prompts
+from llm.decode import beams, prompts, repetition
 from llm.decode.step import PyTree, TokensToLogits
 
 NEG_INF = -jnp.inf
@@ -48,6 +48,9 @@ def beam_search(
     prompt_lengths_B: jax.Array | None = None,
     cache_batch_axis: int = 0,
     prefill_len: int = 0,
+    max_decode_lens_B: jax.Array | None = None,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """Returns (tokens [B, K, P + max_decode_len], scores [B, K]), best beam first.
 
@@ -57,22 +60,35 @@ def beam_search(
     B*K are reordered as beams are chosen; others (scalar indices) are kept.
     Prompt, output layout and prefill_len as in `greedy` (the prefill runs on
     B rows, before the cache is repeated); tokens after EOS are pad_id.
+    max_decode_lens_B (per-row limits), no_repeat_ngram_size (over each beam's
+    own history) and repetition_penalty (on the logits, before log-softmax) as
+    in `greedy`.
     """
     prompts.check_decode_args(prompt_BxP, max_decode_len, prefill_len)
+    repetition.check_repetition_args(no_repeat_ngram_size, repetition_penalty)
     batch, k = prompt_BxP.shape[0], beam_size
     lengths_B = prompts.prompt_lengths_or_default(prompt_BxP, prompt_lengths_B)
     seq_BxT = prompts.init_sequences(prompt_BxP, lengths_B, max_decode_len, pad_id)
     total_len = seq_BxT.shape[1]
-    end_B = lengths_B + max_decode_len
-    max_lp = length_penalty(max_decode_len, alpha)
+    limit_B = prompts.row_limits(max_decode_lens_B, lengths_B, max_decode_len)
+    end_B = lengths_B + limit_B
+    max_lp_B = length_penalty(limit_B, alpha)
 
     def step_fn(state):
         step, alive_seq_BxKxT, alive_logp_BxK, fin_seq_BxKxT, fin_score_BxK, cache, done_B = state
         token_Nx1 = beams.flatten_beams(alive_seq_BxKxT[:, :, step][..., None])
         logits_NxV, cache = tokens_to_logits(token_Nx1, cache)
         vocab = logits_NxV.shape[-1]
-        logp_BxKxV = beams.unflatten_beams(jax.nn.log_softmax(logits_NxV.astype(jnp.float32)), k)
         pos = step + 1
+        logits_NxV = repetition.adjust_logits(
+            logits_NxV,
+            beams.flatten_beams(alive_seq_BxKxT),
+            pos,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            repetition_penalty=repetition_penalty,
+            eos_id=eos_id,
+        )
+        logp_BxKxV = beams.unflatten_beams(jax.nn.log_softmax(logits_NxV.astype(jnp.float32)), k)
         forced_B = pos < lengths_B
         is_last_B = pos + 1 >= end_B
         gen_len_B = pos + 1 - lengths_B
@@ -117,7 +133,7 @@ def beam_search(
 
         # No continuation can score above best_alive / max(lp) because log-probs
         # only fall as a sequence grows.
-        best_lp_B = jnp.maximum(length_penalty(gen_len_B + 1, alpha), max_lp)
+        best_lp_B = jnp.maximum(length_penalty(gen_len_B + 1, alpha), max_lp_B)
         bound_B = alive_logp_BxK[:, 0] / best_lp_B
         hopeless_B = fin_score_BxK[:, k - 1] >= bound_B
         done_B = done_B | (~forced_B & (is_last_B | hopeless_B))
@@ -156,7 +172,7 @@ def beam_search(
     # Every row finishes by its last position, so this fallback only fires for
     # degenerate models whose every candidate has probability 0.
     none_finished_B = ~jnp.isfinite(fin_score_BxK[:, 0])
-    alive_score_BxK = alive_logp_BxK / max_lp
+    alive_score_BxK = alive_logp_BxK / max_lp_B[:, None]
     tokens_BxKxT = _select_rows(none_finished_B, alive_seq_BxKxT, fin_seq_BxKxT)
     scores_BxK = _select_rows(none_finished_B, alive_score_BxK, fin_score_BxK)
     return tokens_BxKxT, scores_BxK

@@ -36,6 +36,15 @@ def init_sequences(
     return jnp.concatenate([prompt_BxP, padding_BxT], axis=1)
 
 
+def row_limits(
+    max_decode_lens_B: jax.Array | None, prompt_lengths_B: jax.Array, max_decode_len: int
+) -> jax.Array:
+    """Each row's new-token limit: max_decode_lens_B clipped to [1, max_decode_len], or all max_decode_len."""
+    if max_decode_lens_B is None:
+        return jnp.full(prompt_lengths_B.shape, max_decode_len, jnp.int32)
+    return jnp.clip(jnp.asarray(max_decode_lens_B, jnp.int32), 1, max_decode_len)
+
+
 def check_decode_args(prompt_BxP: jax.Array, max_decode_len: int, prefill_len: int = 0) -> None:
     """Fails early on shapes the loops cannot handle."""
     if prompt_BxP.ndim != 2 or prompt_BxP.shape[1] < 1:

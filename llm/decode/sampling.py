@@ -5,15 +5,24 @@ usually closes over parameters, so it is not a jit argument itself).
 """
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from llm.decode import filtering, prompts
+from llm.decode import filtering, prompts, repetition
 from llm.decode.step import PyTree, TokensToLogits
 
 # Chooses the next token of every row from its logits at the given step.
 ChooseFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class _Extras(NamedTuple):
+    """Per-row new-token limits and the repetition remedies (see greedy)."""
+
+    max_decode_lens_B: jax.Array | None
+    no_repeat_ngram_size: int
+    repetition_penalty: float
 
 
 def _decode_loop(
@@ -26,13 +35,14 @@ def _decode_loop(
     pad_id: int,
     choose: ChooseFn,
     prefill_len: int,
+    limits: "_Extras",
 ) -> jax.Array:
     prompts.check_decode_args(prompt_BxP, max_decode_len, prefill_len)
     lengths_B = prompts.prompt_lengths_or_default(prompt_BxP, prompt_lengths_B)
     seq_BxT = prompts.init_sequences(prompt_BxP, lengths_B, max_decode_len, pad_id)
     total_len = seq_BxT.shape[1]
-    # Exclusive end: each row gets at most max_decode_len tokens after its prompt.
-    end_B = lengths_B + max_decode_len
+    # Exclusive end: each row gets at most its limit (<= max_decode_len) after its prompt.
+    end_B = lengths_B + prompts.row_limits(limits.max_decode_lens_B, lengths_B, max_decode_len)
 
     def cond(state):
         step, _, _, done_B = state
@@ -43,6 +53,14 @@ def _decode_loop(
         token_Bx1 = jax.lax.dynamic_slice_in_dim(seq_BxT, step, 1, axis=1)
         logits_BxV, cache = tokens_to_logits(token_Bx1, cache)
         pos = step + 1
+        logits_BxV = repetition.adjust_logits(
+            logits_BxV,
+            seq_BxT,
+            pos,
+            no_repeat_ngram_size=limits.no_repeat_ngram_size,
+            repetition_penalty=limits.repetition_penalty,
+            eos_id=eos_id,
+        )
         chosen_B = choose(logits_BxV, step)
         forced_B = pos < lengths_B
         prompt_token_B = jax.lax.dynamic_index_in_dim(seq_BxT, pos, axis=1, keepdims=False)
@@ -68,6 +86,9 @@ def greedy(
     pad_id: int = 0,
     prompt_lengths_B: jax.Array | None = None,
     prefill_len: int = 0,
+    max_decode_lens_B: jax.Array | None = None,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
 ) -> jax.Array:
     """Argmax decoding; returns [B, P + max_decode_len] tokens: prompt, output, pad after EOS.
 
@@ -77,6 +98,10 @@ def greedy(
     prefill_len > 1 feeds the first prefill_len - 1 tokens in one call (the step
     function must then accept [B, L] tokens, as the flax adapters do); every
     row's prompt must be at least prefill_len long, e.g. min(prompt lengths).
+    max_decode_lens_B caps each row's new tokens (each <= max_decode_len; the
+    default is max_decode_len for all). no_repeat_ngram_size > 0 never repeats
+    an n-gram of the row's history (prompt included; EOS exempt), and
+    repetition_penalty != 1 applies CTRL's penalty (llm.decode.repetition).
     """
 
     def choose(logits_BxV, step):
@@ -92,6 +117,7 @@ def greedy(
         pad_id,
         choose,
         prefill_len,
+        _Extras(max_decode_lens_B, no_repeat_ngram_size, repetition_penalty),
     )
 
 
@@ -109,11 +135,16 @@ def sample(
     pad_id: int = 0,
     prompt_lengths_B: jax.Array | None = None,
     prefill_len: int = 0,
+    max_decode_lens_B: jax.Array | None = None,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
 ) -> jax.Array:
     """Ancestral sampling with temperature, top-k and top-p; same output layout as greedy.
 
     temperature=0 means greedy decoding (argmax, the rng is unused), and so does
-    top_k=1. top_k=0 and top_p=None disable those filters. prefill_len as in greedy.
+    top_k=1. top_k=0 and top_p=None disable those filters. prefill_len, the
+    per-row limits and the repetition remedies as in greedy; the remedies
+    change the logits before temperature and the filters.
     """
 
     filtering.check_sampling_args(temperature, top_k, top_p)
@@ -132,4 +163,5 @@ def sample(
         pad_id,
         choose,
         prefill_len,
+        _Extras(max_decode_lens_B, no_repeat_ngram_size, repetition_penalty),
     )

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llm.decode import filtering, prompts
+from llm.decode import filtering, prompts, repetition
 from llm.decode.adapters import (
     decoder_tokens_to_logits,
     encoder_decoder_tokens_to_logits,
@@ -34,14 +34,24 @@ class DecodeOptions:
     """How decode_texts searches: beam_size > 1 is beam search, else sampling (temperature 0 = greedy)."""
 
     # New tokens per row; 0 = as many as fit up to max_len after the longest
-    # prompt (decoder), or data.targets_len, the length it trained on (encoder-decoder).
+    # prompt (decoder), or max_len_a * source tokens + max_len_b (encoder-decoder).
     max_decode_len: int = 0
+    # Encoder-decoder with max_decode_len=0: each row may write up to
+    # max_len_a * (its source tokens) + max_len_b tokens, at most the model's
+    # max_len. AIAYN 6.1: "input length + 50" (a=1, b=50).
+    max_len_a: float = 1.0
+    max_len_b: int = 50
     beam_size: int = 1
     alpha: float = 0.6
     temperature: float = 0.0
     top_k: int = 0
     top_p: float | None = None
     seed: int = 0
+    # Never repeat an n-gram of this size within an output (0 = off, as AIAYN; 3 is
+    # common for summaries). EOS is exempt, so every row can still end.
+    no_repeat_ngram_size: int = 0
+    # CTRL's repetition penalty on tokens already in the output (1 = off; CTRL: 1.2).
+    repetition_penalty: float = 1.0
     # Rows decoded together (rounded up to the mesh's data-parallel size).
     batch_size: int = 32
 
@@ -55,6 +65,12 @@ class DecodeOptions:
             raise ConfigError(f"beam_size={self.beam_size} must be >= 1 (1 = no beam search).")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1.")
+        if self.max_len_a < 0 or self.max_len_b < 0 or not (self.max_len_a or self.max_len_b):
+            raise ConfigError(
+                f"max_len_a={self.max_len_a}, max_len_b={self.max_len_b}: both must be >= 0 "
+                "and one > 0 (AIAYN: a=1, b=50), or set max_decode_len > 0."
+            )
+        repetition.check_repetition_args(self.no_repeat_ngram_size, self.repetition_penalty)
         if self.beam_size > 1 and (self.temperature or self.top_k or self.top_p is not None):
             raise ConfigError(
                 "beam search (beam_size > 1) is deterministic: drop temperature/top_k/top_p "
@@ -118,6 +134,8 @@ def decode_texts(
     its first tokens, as training did; a prompt to model max_len -
     max_decode_len keeping its last tokens. Empty lines are an error, give an
     empty output with empty='blank', or are decoded as they are with empty='keep'.
+    An encoder-decoder without options.max_decode_len writes up to
+    max_len_a * source tokens + max_len_b tokens per row (at most model max_len).
     """
     options.check()
     family, max_len = run.model_cfg.family, run.model_cfg.max_len
@@ -145,7 +163,6 @@ def decode_texts(
             limit = max_len - max_new
             rows = [_truncate(r, limit, i, "end", "prompt") for i, r in enumerate(with_bos)]
     else:
-        max_new = max_new or int(run.config.data.targets_len)
         limit = int(run.config.data.inputs_len)
         rows = [
             _truncate(
@@ -157,6 +174,13 @@ def decode_texts(
             )
             for i, r in enumerate(ids)
         ]
+    # Per-row limits (encoder-decoder without a fixed max_decode_len), else None.
+    row_limits = None
+    if family == "encoder_decoder" and not max_new:
+        row_limits = source_relative_limits(
+            [len(r) - 1 for r in rows], options.max_len_a, options.max_len_b, max_len
+        )
+        max_new = int(row_limits.max())
     dp = data_parallel_size(run.mesh, run.rules)
     batch = -(-min(options.batch_size, len(rows)) // dp) * dp
     # One width for every batch, so the loop compiles once.
@@ -170,12 +194,16 @@ def decode_texts(
         inputs_BxW = _pad_rows(chunk, width, batch, tokenizer.pad_id)
         lengths_B = np.ones((batch,), np.int32)
         lengths_B[: len(chunk)] = [len(r) for r in chunk]
+        limits_B = np.ones((batch,), np.int32)
+        limits_B[: len(chunk)] = (
+            row_limits[start : start + len(chunk)] if row_limits is not None else max_new
+        )
         if family == "decoder":
             # Padding rows get BOS so that every row has a first token.
             inputs_BxW[len(chunk) :, 0] = tokenizer.bos_id
         tokens_BxT = np.asarray(
             jax.device_get(
-                decode(run.params, inputs_BxW, lengths_B, jax.random.fold_in(rng, start))
+                decode(run.params, inputs_BxW, lengths_B, limits_B, jax.random.fold_in(rng, start))
             )
         )
         prompt_lengths = lengths_B if family == "decoder" else 1
@@ -184,6 +212,14 @@ def decode_texts(
     for i in blank:
         outputs[i] = ""
     return outputs
+
+
+def source_relative_limits(
+    source_lengths: Sequence[int], a: float, b: int, max_len: int
+) -> np.ndarray:
+    """New-token limit of each row: ceil(a * source length + b), in [1, max_len]."""
+    lengths = np.asarray(source_lengths, np.float64)
+    return np.clip(np.ceil(a * lengths + b), 1, max_len).astype(np.int32)
 
 
 def generate_text(
@@ -226,11 +262,19 @@ def _make_runner(
     max_new: int,
     options: DecodeOptions,
 ):
-    """Jitted (params, inputs_BxW, lengths_B, rng) -> tokens_BxT, sharded over the batch axes."""
+    """Jitted (params, inputs_BxW, lengths_B, limits_B, rng) -> tokens_BxT, sharded by rows.
+
+    limits_B: each row's new-token limit (<= max_new).
+    """
     model, family, mesh, rules = run.model, run.model_cfg.family, run.mesh, run.rules
     eos, pad, bos = tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id
 
-    def search(step, cache, prompt_BxP, lengths_B, rng):
+    def search(step, cache, prompt_BxP, lengths_B, limits_B, rng):
+        remedies = dict(
+            max_decode_lens_B=limits_B,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
+            repetition_penalty=options.repetition_penalty,
+        )
         if options.beam_size > 1:
             tokens_BxKxT, _ = beam_search(
                 step,
@@ -242,6 +286,7 @@ def _make_runner(
                 alpha=options.alpha,
                 pad_id=pad,
                 prompt_lengths_B=lengths_B,
+                **remedies,
             )
             return tokens_BxKxT[:, 0]
         return sample(
@@ -256,23 +301,24 @@ def _make_runner(
             top_p=options.top_p,
             pad_id=pad,
             prompt_lengths_B=lengths_B,
+            **remedies,
         )
 
-    def run(params, inputs_BxW, lengths_B, rng):
+    def run(params, inputs_BxW, lengths_B, limits_B, rng):
         if family == "decoder":
             cache = init_cache(model, jnp.zeros((batch, width + max_new - 1), jnp.int32))
             step = decoder_tokens_to_logits(model, params)
-            return search(step, cache, inputs_BxW, lengths_B, rng)
+            return search(step, cache, inputs_BxW, lengths_B, limits_B, rng)
         cache = init_cache(model, inputs_BxW, jnp.zeros((batch, max_new), jnp.int32))
         step = encoder_decoder_tokens_to_logits(model, params, inputs_BxW)
         bos_Bx1 = jnp.full((batch, 1), bos, jnp.int32)
-        return search(step, cache, bos_Bx1, None, rng)
+        return search(step, cache, bos_Bx1, None, limits_B, rng)
 
     rows = batch_sharding(mesh, rules)
-    jitted = jax.jit(run, in_shardings=(None, rows, rows, None))
+    jitted = jax.jit(run, in_shardings=(None, rows, rows, rows, None))
 
-    def call(params, inputs_BxW, lengths_B, rng):
+    def call(params, inputs_BxW, lengths_B, limits_B, rng):
         with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-            return jitted(params, inputs_BxW, lengths_B, rng)
+            return jitted(params, inputs_BxW, lengths_B, limits_B, rng)
 
     return call

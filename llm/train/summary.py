@@ -87,9 +87,20 @@ def startup_summary(
         f"  batch      {tcfg.batch_size} global, {per_device} per device ({split}){micro}; "
         f"{tokens:,} tokens per step ({tcfg.batch_size} x {row})",
         f"  optimizer  {tcfg.optimizer}, peak lr {tcfg.learning_rate:g}, {_schedule(tcfg)}",
+        *_loss_lines(tcfg),
         f"  workdir    {workdir}{resume}",
     ]
     return "\n".join(lines)
+
+
+def _loss_lines(tcfg: ml_collections.ConfigDict) -> list[str]:
+    """Says that the logged train loss is not the NLL eval/loss is, where it differs."""
+    if not tcfg.label_smoothing:
+        return []
+    return [
+        f"  loss       train 'loss' is label-smoothed ({tcfg.label_smoothing:g}) cross-entropy "
+        "minus the smoothed targets' entropy; eval/loss is plain NLL (perplexity = exp)"
+    ]
 
 
 def loss_bound(config: ml_collections.ConfigDict) -> float | None:

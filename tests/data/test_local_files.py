@@ -89,6 +89,48 @@ def test_parallel_two_files_and_tsv(tmp_path):
     assert b["encoder_inputs"].shape == (2, 32) and b["weights"].sum() > 0
 
 
+def test_parallel_sides_follow_the_named_languages(tmp_path):
+    # Given DE first, as launch.prepare's old example did: EN is still the source.
+    (tmp_path / "train.de").write_text("hallo welt\n")
+    (tmp_path / "train.en").write_text("hello world\n")
+    files = {"train": [str(tmp_path / "train.de"), str(tmp_path / "train.en")]}
+    name, _ = prepare.prepare_local(
+        "parallel", "ende", files, str(tmp_path / "d"), source_lang="en", target_lang="de"
+    )
+    cfg = _cfg(tmp_path / "d", name, task="seq2seq")
+    assert _texts(cfg, key="source") == ["hello world"]
+    assert _texts(cfg, key="target") == ["hallo welt"]
+    assert prepare.dataset_languages(cfg) == ("en", "de")
+    info = json.loads((tmp_path / "d" / name / "1.0.0" / "dataset_info.json").read_text())
+    assert info["configDescription"] == (
+        f"train: source {tmp_path / 'train.en'}, target {tmp_path / 'train.de'}"
+    )
+
+
+@pytest.mark.parametrize(
+    "paths, expected",
+    [
+        (["a.de", "a.en"], ["a.en", "a.de"]),
+        (["a.en", "a.de"], ["a.en", "a.de"]),
+        (["a.de", "b.txt"], ["b.txt", "a.de"]),
+        (["b.txt", "a.en"], ["a.en", "b.txt"]),
+        (["x", "y"], ["x", "y"]),  # no language suffix: first = source
+        (["d.tsv"], ["d.tsv"]),
+    ],
+)
+def test_order_parallel_files(paths, expected):
+    assert prepare.order_parallel_files(paths, "en", "de") == expected
+
+
+def test_bad_languages_fail_naming_them():
+    with pytest.raises(ValueError, match="both end in .de|Both"):
+        prepare.order_parallel_files(["a.de", "b.de"], "en", "de")
+    with pytest.raises(ValueError, match="source_lang='en/de'"):
+        prepare.order_parallel_files(["a", "b"], "en/de", "de")
+    with pytest.raises(ValueError, match="both 'en'"):
+        prepare.order_parallel_files(["a", "b"], "en", "en")
+
+
 def test_parallel_misaligned_files_fail(tmp_path):
     (tmp_path / "s").write_text("a\nb\n")
     (tmp_path / "t").write_text("a\n")
@@ -139,7 +181,7 @@ def test_existing_dataset_needs_overwrite(tmp_path):
     (tmp_path / "a.txt").write_text("x\n")
     files = {"train": [str(tmp_path / "a.txt")]}
     prepare.prepare_local("text", "x", files, str(tmp_path / "d"))
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(FileExistsError, match="pass --overwrite .* --dataset=local_text/x"):
         prepare.prepare_local("text", "x", files, str(tmp_path / "d"))
     (tmp_path / "a.txt").write_text("y\nz\n")
     prepare.prepare_local("text", "x", files, str(tmp_path / "d"), overwrite=True)
@@ -156,7 +198,10 @@ def test_missing_data_dir_fails_clearly(tmp_path):
     "dataset, flags",
     [
         ("local_text/x", "--kind=text --name=x --train="),
-        ("local_parallel/deen", "--kind=parallel --name=deen --train="),
+        (
+            "local_parallel/deen",
+            "--kind=parallel --name=deen --source_lang=SRC --target_lang=TGT --train=",
+        ),
         ("local_summarization/news", "--kind=summarization --name=news --train="),
     ],
 )
@@ -230,3 +275,47 @@ def test_prepare_launcher(tmp_path):
         check=True,
     ).stdout
     assert "data.dataset='local_text/cli'" in out and "token cache:" in out
+
+
+def _prepare_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "launch.prepare", *args], capture_output=True, text=True
+    )
+
+
+def _error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    return line
+
+
+@pytest.mark.slow
+def test_prepare_launcher_names_the_sides_and_takes_the_experiments_tokenizer(tmp_path):
+    de, en = tmp_path / "train.de", tmp_path / "train.en"
+    de.write_text("hallo welt\nguten tag\n")
+    en.write_text("hello world\ngood day\n")
+    data = f"--data_dir={tmp_path / 'd'}"
+    build = ["--kind=parallel", "--name=ende", f"--train={de},{en}", data]
+    assert "--source_lang and --target_lang" in _error_line(_prepare_cli(*build))
+    langs = ["--source_lang=en", "--target_lang=de"]
+    done = _prepare_cli(*build, *langs)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"train: source (en) {en}, target (de) {de}" in done.stdout
+    # Again, say for another tokenizer: one line naming both ways on.
+    line = _error_line(_prepare_cli(*build, *langs, "--tokenizer=byte"))
+    assert "local_parallel/ende already exists" in line and "--overwrite" in line
+    assert "--dataset=local_parallel/ende" in line
+    # The prepared dataset, with the tokenizer the experiment trains with (AIAYN: BPE).
+    reuse = _prepare_cli(
+        "--dataset=local_parallel/ende",
+        "--config=experiments/aiayn.py",
+        "--config.data.vocab_size=300",
+        data,
+    )
+    assert reuse.returncode == 0, reuse.stderr[-2000:]
+    assert "tokenizer: sentencepiece bpe 300" in reuse.stdout
+    assert (
+        "uses it with --config=experiments/aiayn.py --config.data.vocab_size=300 "
+        "--config.data.dataset=local_parallel/ende --config.data.inputs_key=source "
+        "--config.data.targets_key=target"
+    ) in reuse.stdout

@@ -4,7 +4,7 @@ import pytest
 
 from llm.data import get_tokenizer
 from llm.evals import corpus_bleu
-from llm.evals.generation import BLEU_TOKENIZE, generation_eval
+from llm.evals.generation import bleu_tokenize, generation_eval
 from llm.train.loop import train_and_evaluate
 from llm.train.metrics import read_metrics
 from llm.train.restore import restore_params
@@ -42,8 +42,9 @@ def test_seq2seq_eval_rows_carry_bleu(data_dir, tmp_path):
         max_examples=4,
         beam_size=2,
     )
-    assert len(result.hypotheses) == 4
-    tokenize = BLEU_TOKENIZE.get(run.config.data.dataset.split("/")[0])
+    assert len(result.hypotheses) == 4 and result.split_examples > 4
+    tokenize = bleu_tokenize(run.config.data)
+    assert tokenize == "char" and "tok:char" in result.bleu_signature
     expected = corpus_bleu(result.hypotheses, result.references, tokenize=tokenize).score
     assert metrics["eval/bleu"] == pytest.approx(expected, abs=1e-6)
     assert rows[0]["eval/bleu"] == pytest.approx(expected, abs=1e-6)

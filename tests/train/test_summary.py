@@ -1,5 +1,6 @@
 """What a run reports: the start-up summary's numbers, the grammar's loss bound, eval keys."""
 
+import dataclasses
 import math
 import pathlib
 import re
@@ -109,3 +110,20 @@ def test_other_splits_get_their_own_eval_keys():
         "loss": 2.0,
     }
     assert with_prefix(scores, "eval") == scores
+
+
+def test_summary_says_the_train_loss_is_label_smoothed(program, tmp_path):
+    config = program.config.copy_and_resolve_references()
+    with config.unlocked():
+        config.train.label_smoothing = 0.1
+    smoothed = dataclasses.replace(program, config=config)
+    lines = startup_summary(smoothed, tmp_path / "run").splitlines()
+    loss = [line for line in lines if line.startswith("  loss ")]
+    assert loss == [
+        "  loss       train 'loss' is label-smoothed (0.1) cross-entropy minus the smoothed "
+        "targets' entropy; eval/loss is plain NLL (perplexity = exp)"
+    ]
+    # Without smoothing the two are the same quantity: no line.
+    assert not any(
+        line.startswith("  loss ") for line in startup_summary(program, tmp_path).splitlines()
+    )

@@ -30,6 +30,9 @@ class LocalConfig(tfds.core.BuilderConfig):
     doc_sep: str = "line"
     inputs_field: str = "document"
     targets_field: str = "summary"
+    # Parallel text: languages of the source and target side ('' = not given).
+    source_lang: str = ""
+    target_lang: str = ""
 
 
 class _LocalBuilder(base.Builder):
@@ -53,7 +56,13 @@ class _LocalBuilder(base.Builder):
             description=self.DESCRIPTION,
             features=tfds.features.FeaturesDict({k: tfds.features.Text() for k in self.FEATURES}),
             supervised_keys=self.FEATURES if self.SUPERVISED else None,
+            # Saved as metadata.json beside the data, so readers (eval's BLEU
+            # tokenizer) learn the languages without the builder config.
+            metadata=tfds.core.MetadataDict(self._metadata()),
         )
+
+    def _metadata(self) -> dict[str, str]:
+        return {}
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Local files only.
@@ -95,6 +104,10 @@ class LocalParallel(_LocalBuilder):
     DESCRIPTION = "Local parallel text prepared by launch.prepare."
     FEATURES = ("source", "target")
     SUPERVISED = True
+
+    def _metadata(self) -> dict[str, str]:
+        cfg = self.builder_config
+        return {"source_lang": cfg.source_lang, "target_lang": cfg.target_lang}
 
     def _records(self, paths: list[str]) -> Iterator[tuple[int, tuple[str, str]]]:
         yield from enumerate(local_files.parallel_pairs(paths, self.counts))
