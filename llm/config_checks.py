@@ -18,10 +18,27 @@ from llm.models.config import ModelConfig
 TASK_OF_FAMILY = {"decoder": "lm", "encoder": "mlm", "encoder_decoder": "seq2seq"}
 
 
+# The batch format each encoder head trains on (BERT pretraining and its fine-tunings).
+TASK_OF_ENCODER_HEAD = {"mlm": "mlm", "classification": "classification", "span": "span_qa"}
+
+
+def task_of_model(model: ModelConfig) -> str:
+    """The data.task a model trains on: by family, and for encoders by head."""
+    if model.family == "encoder":
+        return TASK_OF_ENCODER_HEAD[model.encoder_head]
+    return TASK_OF_FAMILY[model.family]
+
+
 def _task(model: ModelConfig, data: ml_collections.ConfigDict) -> list[str]:
-    expected = TASK_OF_FAMILY[model.family]
+    expected = task_of_model(model)
     if data.task == expected:
         return []
+    if model.family == "encoder" and data.task in TASK_OF_ENCODER_HEAD.values():
+        head = next(h for h, t in TASK_OF_ENCODER_HEAD.items() if t == data.task)
+        return [
+            f"data.task={data.task!r} needs model.encoder_head={head!r}, not "
+            f"{model.encoder_head!r}; set one to match the other."
+        ]
     return [
         f"data.task={data.task!r} does not fit model.family={model.family!r}, which trains "
         f"on data.task={expected!r}; set data.task={expected!r} or pick a model of the "

@@ -88,9 +88,18 @@ def dummy_batch(
         "segment_ids": ints(inputs_len, 1),
         "positions": positions(inputs_len),
     }
-    if cfg.family == "encoder":
-        batch["token_type_ids"] = ints(inputs_len)
-        batch["nsp_labels"] = jnp.zeros((batch_size,), jnp.int32)
+    if cfg.family != "encoder":
+        return batch
+    batch["token_type_ids"] = ints(inputs_len)
+    rows_int, rows_one = jnp.zeros((batch_size,), jnp.int32), jnp.ones((batch_size,), jnp.float32)
+    if cfg.encoder_head == "mlm":
+        batch["nsp_labels"] = rows_int
+        return batch
+    del batch["targets"], batch["weights"]
+    if cfg.encoder_head == "classification":
+        batch.update(labels=rows_int, label_weights=rows_one)
+    else:
+        batch.update(start_positions=rows_int, end_positions=rows_int, span_weights=rows_one)
     return batch
 
 

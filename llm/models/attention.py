@@ -20,6 +20,12 @@ def causal_mask(q_len: int, kv_len: int | None = None) -> jax.Array:
     return (jnp.arange(kv_len)[None, :] <= jnp.arange(q_len)[:, None])[None, None]
 
 
+def window_mask(q_len: int, kv_len: int, window: int, q_offset: jax.Array | int = 0) -> jax.Array:
+    """Bool [1, 1, Q, K]: query i, at position q_offset + i, sees keys j within `window` of it."""
+    q_pos_Q = q_offset + jnp.arange(q_len)
+    return (jnp.abs(q_pos_Q[:, None] - jnp.arange(kv_len)[None, :]) <= window)[None, None]
+
+
 def segment_mask(q_segment_BxQ: jax.Array, kv_segment_BxK: jax.Array) -> jax.Array:
     """Bool [B, 1, Q, K]: tokens attend only within their segment (0 = padding)."""
     return q_segment_BxQ[:, None, :, None] == kv_segment_BxK[:, None, None, :]
@@ -46,8 +52,13 @@ def dot_product_attention(
     mask: jax.Array | None,
     dropout: nn.Module | None = None,
     deterministic: bool = True,
+    module: nn.Module | None = None,
 ) -> jax.Array:
-    """softmax(q k^T / sqrt(K)) v with H query heads sharing N kv heads; softmax in float32."""
+    """softmax(q k^T / sqrt(K)) v with H query heads sharing N kv heads; softmax in float32.
+
+    With `module`, the weights (before dropout) are sown as its intermediate
+    'attention_weights' [B, H, Q, K]; sow stores only when 'intermediates' is mutable.
+    """
     b, q_len, h, k = q_BxQxHxK.shape
     n = k_BxSxNxK.shape[2]
     g = h // n
@@ -59,6 +70,10 @@ def dot_product_attention(
         # mask is [B|1, 1, Q|1, S]: add the group axis.
         logits_BxNxGxQxS = jnp.where(mask[:, :, None], logits_BxNxGxQxS, MASK_VALUE)
     probs_BxNxGxQxS = jax.nn.softmax(logits_BxNxGxQxS.astype(jnp.float32), axis=-1)
+    if module is not None:
+        # Query head n * G + g is kv head n's g-th query head, as in the reshape of q.
+        probs_BxHxQxS = probs_BxNxGxQxS.reshape(b, h, q_len, -1)
+        module.sow("intermediates", "attention_weights", probs_BxHxQxS)
     if dropout is not None:
         probs_BxNxGxQxS = dropout(probs_BxNxGxQxS, deterministic=deterministic)
     out_BxQxNxGxK = jnp.einsum(
@@ -76,6 +91,10 @@ class Attention(nn.Module):
     causal mask over the cache is built here. With `causal=True` the causal
     mask of a full sequence is built here too, so that the fused kernels of
     `attention_impl='xla'/'cudnn'` get `is_causal` instead of a dense mask.
+
+    `cfg.attention_window` > 0 limits self-attention (xkv is xq, the one array the
+    layers pass) to keys within that many positions of each query, over the KV cache
+    too; cross-attention relates two sequences and is never windowed.
     """
 
     cfg: ModelConfig
@@ -139,6 +158,16 @@ class Attention(nn.Module):
         q_BxQxHxK = constrain(q_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
 
         causal = self.causal
+        window = cfg.attention_window if xkv_BxSxD is xq_BxQxD else 0
+        cached = self.decode and cache_index is not None
+        local_window = None  # (left, right) for jax.nn.dot_product_attention
+        if window and not cached:
+            if causal and cfg.attention_impl != "einsum":
+                # The fused kernels' sliding window (cuDNN has only a causal one).
+                local_window = (window, 0)
+            else:
+                q_len, s_len = q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]
+                mask = combine_masks(mask, window_mask(q_len, s_len, window))
         if self.decode:
             cached_k = self.variable(
                 "cache", "cached_key", jnp.zeros, k_BxSxNxK.shape, k_BxSxNxK.dtype
@@ -154,6 +183,8 @@ class Attention(nn.Module):
                 q_len, s_len = q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]
                 visible_QxS = jnp.arange(s_len)[None, :] <= cache_index + jnp.arange(q_len)[:, None]
                 mask = combine_masks(mask, visible_QxS[None, None])
+                if window:
+                    mask = combine_masks(mask, window_mask(q_len, s_len, window, cache_index))
                 causal = False  # the visible mask is the causal mask over the cache
 
         if cfg.attention_impl == "einsum":
@@ -163,7 +194,7 @@ class Attention(nn.Module):
                 nn.Dropout(cfg.attention_dropout_rate) if cfg.attention_dropout_rate > 0 else None
             )
             out_BxQxHxK = dot_product_attention(
-                q_BxQxHxK, k_BxSxNxK, v_BxSxNxK, mask, dropout, self.deterministic
+                q_BxQxHxK, k_BxSxNxK, v_BxSxNxK, mask, dropout, self.deterministic, self
             )
         else:
             out_BxQxHxK = jax.nn.dot_product_attention(
@@ -172,6 +203,7 @@ class Attention(nn.Module):
                 v_BxSxNxK,
                 mask=mask,
                 is_causal=causal,
+                local_window_size=local_window,
                 implementation=cfg.attention_impl,
             )
         out_BxQxHxK = constrain(out_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))

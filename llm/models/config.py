@@ -18,6 +18,7 @@ NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "swiglu")
 SINUSOIDAL_LAYOUTS = ("interleaved", "split")
 REMATS = ("none", "full", "dots")
+ENCODER_HEADS = ("mlm", "classification", "span")
 ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
 DTYPES = ("float32", "bfloat16", "float16")
 COMPUTE_DTYPES = ("auto", *DTYPES)
@@ -82,6 +83,12 @@ class ModelConfig:
     use_bias: bool = True
     # BERT token-type (segment A/B) vocabulary; 0 = no token-type embedding.
     type_vocab_size: int = 0
+    # Head of an `encoder`: `mlm` (masked LM, plus NSP when batches carry nsp_labels:
+    # pretraining), `classification` (tanh pooler on [CLS] + a num_labels classifier: GLUE)
+    # or `span` (start/end logits per token: SQuAD). BERT section 4.
+    encoder_head: str = "mlm"
+    # Classes of the `classification` head.
+    num_labels: int = 2
     # Run the layers with nn.scan (parameters get a leading `layers` axis).
     scan_layers: bool = False
     # Rematerialisation of each layer: `none`, `full` or `dots` (save matmuls).
@@ -90,6 +97,10 @@ class ModelConfig:
     # `cudnn` (jax.nn.dot_product_attention; cudnn = fused flash attention on NVIDIA GPUs,
     # bf16/fp16 compute).
     attention_impl: str = "einsum"
+    # Local (sliding-window) self-attention: each query sees the keys at most this many
+    # positions away (causal: the previous ones); 0 = unlimited. Cross-attention is never
+    # windowed.
+    attention_window: int = 0
     # Compute dtype: `auto` = bfloat16 on GPU/TPU, float32 on CPU (resolved when the model
     # is built, from jax.default_backend()); softmax, logits and losses stay float32.
     dtype: str = "auto"
@@ -174,6 +185,7 @@ def _validate(c: ModelConfig) -> list[str]:
         ("activation", ACTIVATIONS),
         ("sinusoidal_layout", SINUSOIDAL_LAYOUTS),
         ("remat", REMATS),
+        ("encoder_head", ENCODER_HEADS),
         ("attention_impl", ATTENTION_IMPLS),
         ("dtype", COMPUTE_DTYPES),
         ("param_dtype", DTYPES),
@@ -185,7 +197,13 @@ def _validate(c: ModelConfig) -> list[str]:
         v = getattr(c, name)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             errors.append(f"{name}={v!r} must be a positive integer")
-    for name in ("num_layers", "num_encoder_layers", "num_decoder_layers", "type_vocab_size"):
+    for name in (
+        "num_layers",
+        "num_encoder_layers",
+        "num_decoder_layers",
+        "type_vocab_size",
+        "attention_window",
+    ):
         v = getattr(c, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             errors.append(f"{name}={v!r} must be a non-negative integer")
@@ -221,6 +239,13 @@ def _validate(c: ModelConfig) -> list[str]:
         errors.append(f"pad_id={c.pad_id!r} must be a non-negative integer")
     elif c.pad_id >= c.vocab_size:
         errors.append(f"pad_id={c.pad_id} must be below vocab_size={c.vocab_size}")
+    if c.encoder_head != "mlm" and c.family != "encoder":
+        errors.append(
+            f"encoder_head={c.encoder_head!r} is a head of family='encoder' (BERT), not "
+            f"{c.family!r}; leave encoder_head='mlm' for other families"
+        )
+    if not isinstance(c.num_labels, int) or isinstance(c.num_labels, bool) or c.num_labels < 2:
+        errors.append(f"num_labels={c.num_labels!r} must be an integer >= 2 (classes)")
     if c.logits_bias and c.family == "encoder":
         errors.append(
             "logits_bias=True is for decoder/encoder_decoder heads; the encoder's MLM head "

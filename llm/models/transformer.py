@@ -341,7 +341,12 @@ class Decoder(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Bidirectional encoder (BERT) with MLM head and NSP head."""
+    """Bidirectional encoder (BERT) with one head: MLM (+ NSP), classification or span.
+
+    cfg.encoder_head picks the head (BERT section 4): `mlm` for pretraining, `classification`
+    (GLUE: tanh pooler on [CLS], dropout, num_labels classifier) or `span` (SQuAD: start
+    and end logits per token). Only the chosen head has parameters.
+    """
 
     cfg: ModelConfig
 
@@ -354,17 +359,32 @@ class Encoder(nn.Module):
         self.stack = Stack(cfg, cfg.num_layers)
         self.final_norm = make_norm(cfg) if cfg.pre_norm else None
         dense = lambda f, axes, dt: Dense(f, axes, cfg.use_bias, dt, cfg.params_dtype)  # noqa: E731
-        self.mlm_transform = dense(cfg.d_model, ("embed", "mlp"), cfg.compute_dtype)
-        self.mlm_norm = make_norm(cfg)
-        if not cfg.tie_embeddings:
-            self.mlm_decoder = Dense(
-                cfg.vocab_size, ("embed", "vocab"), False, jnp.float32, cfg.params_dtype
+        head = cfg.encoder_head
+        if head == "mlm":
+            self.mlm_transform = dense(cfg.d_model, ("embed", "mlp"), cfg.compute_dtype)
+            self.mlm_norm = make_norm(cfg)
+            if not cfg.tie_embeddings:
+                self.mlm_decoder = Dense(
+                    cfg.vocab_size, ("embed", "vocab"), False, jnp.float32, cfg.params_dtype
+                )
+            self.mlm_bias = param_with_axes(
+                self,
+                "mlm_bias",
+                nn.initializers.zeros,
+                (cfg.vocab_size,),
+                ("vocab",),
+                cfg.params_dtype,
             )
-        self.mlm_bias = param_with_axes(
-            self, "mlm_bias", nn.initializers.zeros, (cfg.vocab_size,), ("vocab",), cfg.params_dtype
-        )
-        self.pooler = dense(cfg.d_model, ("embed", "mlp"), cfg.compute_dtype)
-        self.nsp_classifier = Dense(2, ("mlp", None), True, jnp.float32, cfg.params_dtype)
+            self.nsp_classifier = Dense(2, ("mlp", None), True, jnp.float32, cfg.params_dtype)
+        if head in ("mlm", "classification"):
+            self.pooler = dense(cfg.d_model, ("embed", "mlp"), cfg.compute_dtype)
+        if head == "classification":
+            self.classifier_dropout = nn.Dropout(cfg.dropout_rate)
+            self.classifier = Dense(
+                cfg.num_labels, ("mlp", None), True, jnp.float32, cfg.params_dtype
+            )
+        if head == "span":
+            self.qa_outputs = Dense(2, ("embed", None), True, jnp.float32, cfg.params_dtype)
 
     def encode(
         self,
@@ -400,10 +420,43 @@ class Encoder(nn.Module):
         logits_BxLxV = logits_BxLxV + self.mlm_bias.astype(jnp.float32)
         return constrain(logits_BxLxV, ("act_batch", "act_len", "act_vocab"))
 
+    def _pooled(self, x_BxLxD: jax.Array) -> jax.Array:
+        """BERT's pooler: tanh(dense) of the first ([CLS]) token, float32 [B, D]."""
+        return jnp.tanh(self.pooler(x_BxLxD[:, 0])).astype(jnp.float32)
+
     def nsp_logits(self, x_BxLxD: jax.Array) -> jax.Array:
         """NSP head: tanh pooler on the first token, then a 2-way classifier; [B, 2] float32."""
-        pooled_BxD = jnp.tanh(self.pooler(x_BxLxD[:, 0]))
-        return self.nsp_classifier(pooled_BxD.astype(jnp.float32))
+        return self.nsp_classifier(self._pooled(x_BxLxD))
+
+    def class_logits(self, x_BxLxD: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        """Classification head: pooler, dropout, classifier; [B, num_labels] float32."""
+        pooled_BxD = self.classifier_dropout(self._pooled(x_BxLxD), deterministic=deterministic)
+        return self.classifier(pooled_BxD)
+
+    def span_logits(self, x_BxLxD: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Span head: (start_logits_BxL, end_logits_BxL) float32, one linear map per token."""
+        both_BxLx2 = self.qa_outputs(x_BxLxD.astype(jnp.float32))
+        return both_BxLx2[..., 0], both_BxLx2[..., 1]
+
+    def predict(self, batch: Batch) -> dict[str, jax.Array]:
+        """The head's outputs for a batch, deterministic: {'logits'} or {'start', 'end'}."""
+        x_BxLxD = self._encode_batch(batch, deterministic=True)
+        head = self.cfg.encoder_head
+        if head == "classification":
+            return {"logits": self.class_logits(x_BxLxD)}
+        if head == "span":
+            start_BxL, end_BxL = self.span_logits(x_BxLxD)
+            return {"start": start_BxL, "end": end_BxL}
+        return {"logits": self.mlm_logits(x_BxLxD)}
+
+    def _encode_batch(self, batch: Batch, *, deterministic: bool) -> jax.Array:
+        return self.encode(
+            batch["inputs"],
+            token_type_ids=batch.get("token_type_ids"),
+            segment_ids=batch.get("segment_ids"),
+            positions=batch.get("positions"),
+            deterministic=deterministic,
+        )
 
     def __call__(
         self,
@@ -414,7 +467,7 @@ class Encoder(nn.Module):
         positions: jax.Array | None = None,
         deterministic: bool = True,
     ) -> jax.Array:
-        """Returns MLM logits_BxLxV (float32)."""
+        """Returns the head's logits (float32): MLM [B, L, V], classes [B, C] or span [B, L, 2]."""
         x_BxLxD = self.encode(
             tokens_BxL,
             token_type_ids=token_type_ids,
@@ -422,17 +475,31 @@ class Encoder(nn.Module):
             positions=positions,
             deterministic=deterministic,
         )
+        head = self.cfg.encoder_head
+        if head == "classification":
+            return self.class_logits(x_BxLxD, deterministic=deterministic)
+        if head == "span":
+            return jnp.stack(self.span_logits(x_BxLxD), axis=-1)
         return self.mlm_logits(x_BxLxD)
 
     def loss_terms(self, batch: Batch, *, deterministic: bool = True) -> LossTerms:
-        """{'mlm': ...} and, when batch has 'nsp_labels', {'nsp': (logits_Bx2, labels_B, ones_B)}."""
-        x_BxLxD = self.encode(
-            batch["inputs"],
-            token_type_ids=batch.get("token_type_ids"),
-            segment_ids=batch.get("segment_ids"),
-            positions=batch.get("positions"),
-            deterministic=deterministic,
-        )
+        """The head's terms: {'mlm'(, 'nsp')}, {'cls'} or {'start', 'end'} (see contracts.md)."""
+        x_BxLxD = self._encode_batch(batch, deterministic=deterministic)
+        head = self.cfg.encoder_head
+        if head == "classification":
+            logits_BxC = self.class_logits(x_BxLxD, deterministic=deterministic)
+            return {"cls": (logits_BxC, batch["labels"], batch["label_weights"])}
+        if head == "span":
+            start_BxL, end_BxL = self.span_logits(x_BxLxD)
+            # Padding is never an answer: its logits leave the softmax.
+            pad_BxL = batch["segment_ids"] == 0
+            start_BxL = jnp.where(pad_BxL, -1e9, start_BxL)
+            end_BxL = jnp.where(pad_BxL, -1e9, end_BxL)
+            weights_B = batch["span_weights"]
+            return {
+                "start": (start_BxL, batch["start_positions"], weights_B),
+                "end": (end_BxL, batch["end_positions"], weights_B),
+            }
         terms = {"mlm": (self.mlm_logits(x_BxLxD), batch["targets"], batch["weights"])}
         if "nsp_labels" in batch:
             labels_B = batch["nsp_labels"]
