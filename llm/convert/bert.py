@@ -1,7 +1,11 @@
-"""BERT (BertForMaskedLM, BertForPreTraining) <-> our post-LN encoder with the MLM head.
+"""BERT <-> our post-LN encoder, with each of its heads.
 
-A BertForMaskedLM checkpoint has no pooler/NSP head; those of our Encoder then
-come from its init with a fixed seed (they do not affect MLM logits).
+BertForMaskedLM / BertForPreTraining <-> encoder_head='mlm'; BertForSequenceClassification
+<-> 'classification' (pooler + classifier); BertForQuestionAnswering <-> 'span'
+(qa_outputs). A BertForMaskedLM checkpoint has no pooler/NSP head; those of our Encoder
+then come from its init with a fixed seed (they do not affect MLM logits). Importing a
+pretraining checkpoint with encoder_head overridden to a fine-tuning head keeps the
+encoder (and pooler) and initialises the new head the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,24 @@ from llm.convert.hf_files import TensorReader
 from llm.convert.layout import Flat
 from llm.models import ModelConfig
 
-ARCHITECTURES = ("BertForMaskedLM", "BertForPreTraining")
+ARCHITECTURES = (
+    "BertForMaskedLM",
+    "BertForPreTraining",
+    "BertForSequenceClassification",
+    "BertForQuestionAnswering",
+)
+# Our encoder_head of each architecture, and the architecture each head exports as.
+HEAD_OF_ARCHITECTURE = {
+    "BertForMaskedLM": "mlm",
+    "BertForPreTraining": "mlm",
+    "BertForSequenceClassification": "classification",
+    "BertForQuestionAnswering": "span",
+}
+ARCHITECTURE_OF_HEAD = {
+    "mlm": "BertForPreTraining",
+    "classification": "BertForSequenceClassification",
+    "span": "BertForQuestionAnswering",
+}
 MODEL_TYPE = "bert"
 IGNORED = (r"bert\.embeddings\.position_ids",)
 
@@ -25,6 +46,17 @@ def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
     kind = get(hf, "position_embedding_type", "absolute")
     require(kind == "absolute", f"position_embedding_type={kind!r} is not supported.")
     require(not get(hf, "is_decoder", False), "is_decoder=True (a BERT decoder) is not supported.")
+    archs = hf.get("architectures") or ["BertForMaskedLM"]
+    head = HEAD_OF_ARCHITECTURE.get(archs[0], "mlm")
+    num_labels = len(hf.get("id2label") or {}) or int(hf.get("num_labels", 2))
+    if head == "classification":
+        require(
+            num_labels >= 2 and hf.get("problem_type") != "regression",
+            f"a regression head (num_labels={num_labels}, problem_type="
+            f"{hf.get('problem_type')!r}) is not supported; only classification.",
+        )
+    if head == "span":
+        require(num_labels == 2, f"a QA head with num_labels={num_labels} (not start/end).")
     return ModelConfig(
         family="encoder",
         vocab_size=get(hf, "vocab_size"),
@@ -43,6 +75,8 @@ def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
         tie_embeddings=bool(get(hf, "tie_word_embeddings", True)),
         use_bias=True,
         type_vocab_size=get(hf, "type_vocab_size", 2),
+        encoder_head=head,
+        num_labels=max(num_labels, 2),
     )
 
 
@@ -77,19 +111,32 @@ def params_from_hf(cfg: ModelConfig, reader: TensorReader) -> Flat:
         m.linear(f"{hf}.intermediate.dense", f"{ours}/mlp/wi", d, f, bias=True)
         m.linear(f"{hf}.output.dense", f"{ours}/mlp/wo", f, d, bias=True)
         m.norm(f"{hf}.output.LayerNorm", f"{ours}/mlp_norm", d)
-    m.linear("cls.predictions.transform.dense", "mlm_transform", d, d, bias=True)
-    m.norm("cls.predictions.transform.LayerNorm", "mlm_norm", d)
-    m.flat["mlm_bias"] = reader.take("cls.predictions.bias", (v,), ["cls.predictions.decoder.bias"])
-    ignored = list(IGNORED) + [r"cls\.predictions\.decoder\.bias"]
-    if cfg.tie_embeddings:
-        ignored.append(r"cls\.predictions\.decoder\.weight")
+    ignored = list(IGNORED)
+    head = cfg.encoder_head
+    if head == "mlm":
+        m.linear("cls.predictions.transform.dense", "mlm_transform", d, d, bias=True)
+        m.norm("cls.predictions.transform.LayerNorm", "mlm_norm", d)
+        m.flat["mlm_bias"] = reader.take(
+            "cls.predictions.bias", (v,), ["cls.predictions.decoder.bias"]
+        )
+        ignored.append(r"cls\.predictions\.decoder\.bias")
+        if cfg.tie_embeddings:
+            ignored.append(r"cls\.predictions\.decoder\.weight")
+        else:
+            m.linear("cls.predictions.decoder", "mlm_decoder", d, v, bias=False)
+        if reader.has("cls.seq_relationship.weight"):
+            m.linear("cls.seq_relationship", "nsp_classifier", d, 2, bias=True)
     else:
-        m.linear("cls.predictions.decoder", "mlm_decoder", d, v, bias=False)
-    # BertForPreTraining also has the pooler and the NSP classifier.
-    if reader.has("bert.pooler.dense.weight"):
+        # A pretraining checkpoint imported for fine-tuning: its MLM/NSP heads are not used.
+        ignored.append(r"cls\..*")
+    if head == "span":
+        ignored.append(r"bert\.pooler\..*")  # BertForQuestionAnswering has no pooler
+    elif reader.has("bert.pooler.dense.weight"):
         m.linear("bert.pooler.dense", "pooler", d, d, bias=True)
-    if reader.has("cls.seq_relationship.weight"):
-        m.linear("cls.seq_relationship", "nsp_classifier", d, 2, bias=True)
+    if head == "classification" and reader.has("classifier.weight"):
+        m.linear("classifier", "classifier", d, cfg.num_labels, bias=True)
+    if head == "span" and reader.has("qa_outputs.weight"):
+        m.linear("qa_outputs", "qa_outputs", d, 2, bias=True)
     reader.check_all_taken(ignored)
     return m.flat
 
@@ -112,11 +159,18 @@ def exportable(cfg: ModelConfig) -> list[str]:
 
 
 def config_to_hf(cfg: ModelConfig, base: dict[str, Any]) -> dict[str, Any]:
-    """BERT config.json for cfg (BertForPreTraining: MLM and NSP heads)."""
+    """BERT config.json for cfg: the architecture of its head (BertForPreTraining for MLM)."""
+    labels = {}
+    if cfg.encoder_head == "classification":
+        labels = {
+            "id2label": {str(i): f"LABEL_{i}" for i in range(cfg.num_labels)},
+            "label2id": {f"LABEL_{i}": i for i in range(cfg.num_labels)},
+        }
     return {
         **base,
+        **labels,
         "model_type": MODEL_TYPE,
-        "architectures": ["BertForPreTraining"],
+        "architectures": [ARCHITECTURE_OF_HEAD[cfg.encoder_head]],
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model,
         "num_attention_heads": cfg.num_heads,
@@ -136,7 +190,7 @@ def config_to_hf(cfg: ModelConfig, base: dict[str, Any]) -> dict[str, Any]:
 
 
 def params_to_hf(cfg: ModelConfig, flat: Flat) -> dict[str, np.ndarray]:
-    """BertForPreTraining tensors (BertForMaskedLM loads them too) from flat unrolled params."""
+    """The tensors of the head's architecture (BertForMaskedLM loads BertForPreTraining's)."""
     w = Writer(flat)
     w.embedding("bert.embeddings.word_embeddings", "token_embed/embedding")
     w.embedding("bert.embeddings.position_embeddings", "embedding/pos_embed/embedding")
@@ -152,11 +206,17 @@ def params_to_hf(cfg: ModelConfig, flat: Flat) -> dict[str, np.ndarray]:
         w.linear(f"{hf}.intermediate.dense", f"{ours}/mlp/wi", bias=True)
         w.linear(f"{hf}.output.dense", f"{ours}/mlp/wo", bias=True)
         w.norm(f"{hf}.output.LayerNorm", f"{ours}/mlp_norm")
-    w.linear("cls.predictions.transform.dense", "mlm_transform", bias=True)
-    w.norm("cls.predictions.transform.LayerNorm", "mlm_norm")
-    w.tensors["cls.predictions.bias"] = flat["mlm_bias"]
-    if not cfg.tie_embeddings:
-        w.linear("cls.predictions.decoder", "mlm_decoder", bias=False)
-    w.linear("bert.pooler.dense", "pooler", bias=True)
-    w.linear("cls.seq_relationship", "nsp_classifier", bias=True)
+    if cfg.encoder_head == "mlm":
+        w.linear("cls.predictions.transform.dense", "mlm_transform", bias=True)
+        w.norm("cls.predictions.transform.LayerNorm", "mlm_norm")
+        w.tensors["cls.predictions.bias"] = flat["mlm_bias"]
+        if not cfg.tie_embeddings:
+            w.linear("cls.predictions.decoder", "mlm_decoder", bias=False)
+        w.linear("cls.seq_relationship", "nsp_classifier", bias=True)
+    if cfg.encoder_head in ("mlm", "classification"):
+        w.linear("bert.pooler.dense", "pooler", bias=True)
+    if cfg.encoder_head == "classification":
+        w.linear("classifier", "classifier", bias=True)
+    if cfg.encoder_head == "span":
+        w.linear("qa_outputs", "qa_outputs", bias=True)
     return w.tensors

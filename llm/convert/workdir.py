@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 from typing import Any
 
 import jax
@@ -16,10 +17,11 @@ import ml_collections
 import numpy as np
 
 from llm import models
-from llm.config_checks import TASK_OF_FAMILY
+from llm.config_checks import task_of_model
 from llm.convert.api import load_hf, save_hf
 from llm.convert.hf_files import ConversionError
 from llm.data.config import default_data_config
+from llm.data.hf_tokenizer import TOKENIZER_FILES, has_tokenizer
 from llm.parallel.config import default_mesh_config
 from llm.train import checkpoint as ckpt_lib
 from llm.train.config import default_train_config
@@ -43,7 +45,7 @@ def experiment_config(
             config[group] = ml_collections.ConfigDict(base[group].to_dict())
         return config
     config.data = default_data_config()
-    config.data.task = TASK_OF_FAMILY[model_cfg.family]
+    config.data.task = task_of_model(model_cfg)
     length = min(128, model_cfg.max_len)
     config.data.seq_len = config.data.inputs_len = config.data.targets_len = length
     if model_cfg.family == "encoder_decoder":
@@ -74,6 +76,24 @@ def _train_state(config: ml_collections.ConfigDict, params: Any) -> Any:
     )
 
 
+def _copy_tokenizer(
+    hf_dir: pathlib.Path, workdir: pathlib.Path, config: ml_collections.ConfigDict
+) -> None:
+    """Copies the checkpoint's tokenizer into WORKDIR/tokenizer and makes the config use it.
+
+    Only for BERT-style encoders: fine-tuning needs the exact WordPiece vocabulary, and
+    their [CLS]/[SEP]/[PAD]/[MASK] map onto our special ids. GPT-2 and LLaMA tokenizers
+    have no pad token, so their workdirs keep the byte tokenizer (docs/convert.md).
+    """
+    target = workdir / "tokenizer"
+    target.mkdir(exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if (hf_dir / name).is_file():
+            shutil.copyfile(hf_dir / name, target / name)
+    config.data.tokenizer = "huggingface"
+    config.data.hf_tokenizer = str(target.resolve())
+
+
 def import_to_workdir(
     hf_dir: str | pathlib.Path,
     workdir: str | pathlib.Path,
@@ -90,6 +110,8 @@ def import_to_workdir(
     config = experiment_config(model_cfg, base_config)
     state = _train_state(config, params)
     workdir.mkdir(parents=True, exist_ok=True)
+    if base_config is None and model_cfg.family == "encoder" and has_tokenizer(hf_dir):
+        _copy_tokenizer(pathlib.Path(hf_dir), workdir, config)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     (workdir / HF_CONFIG_FILE).write_text(json.dumps(hf, indent=2) + "\n")
     manager = ckpt_lib.make_manager(workdir, keep=config.train.keep_checkpoints, async_save=False)

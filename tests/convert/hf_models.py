@@ -87,3 +87,24 @@ def save(arch: str, folder: pathlib.Path):
     model = build(arch)
     model.save_pretrained(folder)
     return model
+
+
+def save_wordpiece_tokenizer(folder: pathlib.Path) -> list[str]:
+    """Writes an uncased BERT WordPiece tokenizer of VOCAB tokens into folder; returns its vocab.
+
+    Ids: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, then characters, '##' pieces and
+    short words, so every lower-case ASCII text tokenizes without [UNK].
+    """
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-")
+    words = ["the", "a", "an", "is", "in", "of", "and", "to", "what", "where", "does", "keep"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *[f"##{c}" for c in chars]]
+    vocab += [w for w in words if w not in vocab]
+    vocab += [f"[unused{i}]" for i in range(VOCAB - len(vocab))]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    # transformers 5 builds a fast WordPiece tokenizer from the vocab dict.
+    tok = transformers.BertTokenizerFast(
+        vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True
+    )
+    tok.save_pretrained(folder)
+    return vocab
