@@ -14,8 +14,8 @@ from llm.errors import ConfigError
 DATA_DIR_ENV_VARS = ("LLM_DATA_DIR", "TFDS_DATA_DIR")
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 
-TASKS = ("lm", "seq2seq", "mlm")
-TOKENIZERS = ("byte", "sentencepiece")
+TASKS = ("lm", "seq2seq", "mlm", "classification", "span_qa")
+TOKENIZERS = ("byte", "sentencepiece", "huggingface")
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -33,9 +33,13 @@ def default_data_config() -> ml_collections.ConfigDict:
     # TFDS split read for evaluation (one finite pass per eval).
     c.eval_split = "validation"
     # Batch format: 'lm' (contracts' decoder batch), 'seq2seq'
-    # (encoder_decoder batch) or 'mlm' (encoder batch).
+    # (encoder_decoder batch), 'mlm' (encoder batch), or BERT fine-tuning:
+    # 'classification' (GLUE: one [CLS] a [SEP] (b [SEP]) row per record, labels
+    # [B]) or 'span_qa' (SQuAD: [CLS] question [SEP] context window [SEP] rows,
+    # start/end positions [B]). Both pad one example per row (data.pack ignored).
     c.task = "lm"
-    # 'byte' (UTF-8 bytes, vocab 259, nothing to train) or 'sentencepiece'.
+    # 'byte' (UTF-8 bytes, vocab 259, nothing to train), 'sentencepiece' or
+    # 'huggingface' (a transformers tokenizer from data.hf_tokenizer, e.g. BERT's WordPiece).
     c.tokenizer = "byte"
     # Vocabulary size of a sentencepiece model to train; ignored for 'byte'
     # (whose size is fixed, see llm.data.tokenizers.ByteTokenizer).
@@ -43,6 +47,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     # Path of an existing sentencepiece .model. '' = train one from the train
     # split and cache it next to the data (reused on later runs).
     c.spm_model = ""
+    # Folder of a Hugging Face tokenizer (tokenizer.json or vocab.txt, as save_pretrained
+    # writes it) for data.tokenizer='huggingface': the vocabulary of an imported
+    # checkpoint (launch.convert copies it into the workdir and sets this).
+    c.hf_tokenizer = ""
     # Sentencepiece algorithm when training one: 'unigram' or 'bpe'.
     c.spm_type = "unigram"
     # Records of the train split a sentencepiece model is trained on (both
@@ -100,6 +108,18 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.random_token_prob = 0.1
     # Masked LM: build next-sentence pairs (adds `nsp_labels`).
     c.nsp = False
+    # Classification: the feature(s) holding the sentence or sentence pair,
+    # comma-separated, one or two names ('' = the dataset's default, e.g.
+    # 'premise,hypothesis' for glue/mnli; see llm.data.tasks.classification).
+    c.sentence_keys = ""
+    # Classification: the feature holding the class id ('' = 'label'); -1
+    # (GLUE test splits) gives label_weights 0.
+    c.label_key = ""
+    # Span QA: questions keep their first max_query_len tokens (BERT: 64).
+    c.max_query_len = 64
+    # Span QA: contexts longer than a row are split into windows whose starts
+    # are doc_stride tokens apart (BERT: 128).
+    c.doc_stride = 128
     return c
 
 
@@ -140,6 +160,27 @@ def validate(data_cfg: ml_collections.ConfigDict) -> None:
         raise ConfigError("data.chunk_size and data.num_packing_bins must be >= 1.")
     if data_cfg.num_workers < 0:
         raise ConfigError(f"data.num_workers={data_cfg.num_workers}; must be >= 0.")
+    if data_cfg.task == "classification":
+        keys = data_cfg.get("sentence_keys", "")
+        names = [k.strip() for k in keys.split(",")] if keys else []
+        if keys and (len(names) > 2 or not all(names)):
+            raise ConfigError(
+                f"data.sentence_keys={keys!r}; give one or two comma-separated feature "
+                "names ('sentence' or 'premise,hypothesis'), or '' for the dataset's default."
+            )
+    if data_cfg.task == "span_qa":
+        if data_cfg.max_query_len < 1 or data_cfg.doc_stride < 1:
+            raise ConfigError(
+                f"data.max_query_len={data_cfg.max_query_len} and data.doc_stride="
+                f"{data_cfg.doc_stride} must be >= 1."
+            )
+        # [CLS] q [SEP] window [SEP] must leave room for one context token.
+        if data_cfg.seq_len < data_cfg.max_query_len + 4:
+            raise ConfigError(
+                f"data.seq_len={data_cfg.seq_len} leaves no room for the context after a "
+                f"question of data.max_query_len={data_cfg.max_query_len} tokens and 3 "
+                "special tokens; raise seq_len or lower max_query_len."
+            )
 
 
 def sequence_lengths(data_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:

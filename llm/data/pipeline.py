@@ -19,10 +19,16 @@ from absl import flags
 
 from llm.data import config as config_lib
 from llm.data import packing, sources, token_cache, tokenizers
-from llm.data.tasks import LMTask, MLMTask, Seq2SeqTask, Task
+from llm.data.tasks import ClassificationTask, LMTask, MLMTask, Seq2SeqTask, SpanQATask, Task
 from llm.errors import ConfigError
 
-_TASKS = {"lm": LMTask, "seq2seq": Seq2SeqTask, "mlm": MLMTask}
+_TASKS = {
+    "lm": LMTask,
+    "seq2seq": Seq2SeqTask,
+    "mlm": MLMTask,
+    "classification": ClassificationTask,
+    "span_qa": SpanQATask,
+}
 
 
 def make_task(
@@ -100,7 +106,10 @@ def build_token_caches(
     tok = tokenizers.get_tokenizer(data_cfg)
     task = make_task(data_cfg, tok, records=())
     if task.needs_text:
-        raise ConfigError("data.nsp needs sentence boundaries; set data.token_cache=False.")
+        raise ConfigError(
+            f"data.task={data_cfg.task!r} needs the records' text (NSP splits sentences, "
+            "span QA maps answers by character offsets); set data.token_cache=False."
+        )
     return [
         token_cache.build(data_cfg, split, tok, task.encode)
         for split in (splits or (data_cfg.train_split, data_cfg.eval_split))
@@ -130,7 +139,7 @@ def make_dataset(
         raise ValueError(f"shard_index={shard_index} not in [0, shard_count={shard_count}).")
     shuffle = data_cfg.shuffle if shuffle is None else shuffle
     tok = tokenizers.get_tokenizer(data_cfg)
-    needs_text = data_cfg.task == "mlm" and data_cfg.nsp
+    needs_text = (data_cfg.task == "mlm" and data_cfg.nsp) or data_cfg.task == "span_qa"
     records, decode = _source(data_cfg, split, tok, needs_text)
     if len(records) < shard_count:
         raise ConfigError(

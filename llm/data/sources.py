@@ -25,6 +25,7 @@ _TFDS_MODULES = {
     "cnn_dailymail": "tensorflow_datasets.summarization.cnn_dailymail",
     "c4": "tensorflow_datasets.text.c4",
     "wikipedia": "tensorflow_datasets.text.wikipedia",
+    "glue": "tensorflow_datasets.text.glue",
 }
 
 # This project's builders -> the module that registers them (TFDS refuses a
@@ -33,6 +34,9 @@ _PROJECT_MODULES = {
     "tiny_grammar": "llm.data.builders.tiny_grammar",
     "tiny_grammar_docs": "llm.data.builders.tiny_grammar_docs",
     "tiny_numbers": "llm.data.builders.tiny_numbers",
+    "tiny_summaries": "llm.data.builders.tiny_summaries",
+    "tiny_qa": "llm.data.builders.tiny_qa",
+    "tiny_glue": "llm.data.builders.tiny_glue",
     "local_text": "llm.data.builders.local",
     "local_parallel": "llm.data.builders.local",
     "local_summarization": "llm.data.builders.local",
@@ -41,7 +45,14 @@ _PROJECT_MODULES = {
 
 # Datasets this project generates: built into data_dir on first use, in
 # seconds, so tiny runs and canaries need no preparation step.
-GENERATED = ("tiny_grammar", "tiny_grammar_docs", "tiny_numbers")
+GENERATED = (
+    "tiny_grammar",
+    "tiny_grammar_docs",
+    "tiny_numbers",
+    "tiny_summaries",
+    "tiny_qa",
+    "tiny_glue",
+)
 
 # Datasets built on first use, in seconds, from a file the user put in TFDS's
 # manual dir (DATA_DIR/downloads/manual); their builder names it when missing.
@@ -53,6 +64,7 @@ _TEXT_KEYS = {"c4": "text", "lm1b": "text", "wikipedia": "text"}
 _PAIR_KEYS = {
     "cnn_dailymail": ("article", "highlights"),
     "tiny_numbers": ("source", "target"),
+    "tiny_summaries": ("article", "highlights"),
     "local_parallel": ("source", "target"),
     "local_summarization": ("document", "summary"),
 }
@@ -114,8 +126,10 @@ def prepare_hint(dataset: str, data_dir: str) -> str:
     """The command that prepares `dataset` into `data_dir`."""
     name, _, config = dataset.partition("/")
     if name in _LOCAL_KIND:
+        kind = _LOCAL_KIND[name]
+        sides = " --source_lang=SRC --target_lang=TGT" if kind == "parallel" else ""
         command = (
-            f"python -m launch.prepare --kind={_LOCAL_KIND[name]} --name={config or 'NAME'} "
+            f"python -m launch.prepare --kind={kind} --name={config or 'NAME'}{sides} "
             "--train=FILE[,FILE...] [--validation=FILE]"
         )
     else:

@@ -12,7 +12,7 @@ import sentencepiece as sp
 from absl import logging
 
 from llm.data import config as config_lib
-from llm.data import sources
+from llm.data import sources, tokenizers
 from llm.errors import ConfigError, InputFileNotFoundError
 
 MASK_PIECE = "[MASK]"
@@ -47,11 +47,89 @@ class SentencePieceTokenizer:
             text = text.decode("utf-8")
         return np.asarray(self._sp.encode(text), np.int32)
 
+    def encode_with_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [n] int32, character offsets [n, 2] int32 into `text`, end exclusive).
+
+        Sentencepiece gives byte offsets into the input; a character split into
+        byte-fallback pieces gives all but its last piece an empty span, so
+        every such piece maps to the whole character here. The whitespace a
+        word piece absorbs ('▁the' of ' the') is left out of its span, as
+        Hugging Face tokenizers do, so spans of words are the words.
+        """
+        pieces = self._sp.encode(text, return_type="proto").pieces
+        char_of_byte = tokenizers.utf8_char_index(text.encode("utf-8"))
+        ids = np.fromiter((p.id for p in pieces), np.int32, len(pieces))
+        begin_N = np.fromiter((p.begin for p in pieces), np.int64, len(pieces))
+        end_N = np.fromiter((p.end for p in pieces), np.int64, len(pieces))
+        is_byte_N = np.fromiter((self._sp.is_byte(p.id) for p in pieces), bool, len(pieces))
+        start_N = char_of_byte[begin_N]
+        # A non-empty span ends after the character holding its last byte.
+        stop_N = np.where(end_N > begin_N, char_of_byte[np.maximum(end_N - 1, 0)] + 1, start_N)
+        stop_N = np.where(is_byte_N & (end_N == begin_N), start_N + 1, stop_N)
+        for i in np.flatnonzero(stop_N - start_N > 1):
+            start, stop = int(start_N[i]), int(stop_N[i])
+            while start < stop - 1 and text[start].isspace():
+                start += 1
+            if not text[start].isspace():  # Pieces of whitespace only keep their span.
+                start_N[i] = start
+        return ids, np.stack([start_N, stop_N], axis=1).astype(np.int32).reshape(-1, 2)
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
-        """Returns the text of `ids`, dropping pad/bos/eos/mask."""
+        """Returns the text of `ids`, dropping pad/bos/eos/mask and cut-off characters.
+
+        Byte-fallback pieces that do not form whole UTF-8 characters (a model
+        can emit a character's first bytes only) are dropped rather than
+        decoded to U+FFFD, which would count as a wrong word in BLEU.
+        """
         ids = [int(i) for i in np.asarray(ids).reshape(-1)]
         drop = {self.pad_id, self.bos_id, self.eos_id, self.mask_id}
-        return self._sp.decode([i for i in ids if i not in drop])
+        return self._sp.decode(self._whole_characters([i for i in ids if i not in drop]))
+
+    def _whole_characters(self, ids: list[int]) -> list[int]:
+        """`ids` without the byte pieces of each run of them that form no whole character."""
+        out: list[int] = []
+        run: list[int] = []
+        for i in [*ids, None]:
+            if i is not None and 0 <= i < self.vocab_size and self._sp.is_byte(i):
+                run.append(i)
+                continue
+            if run:
+                # Byte pieces are named '<0xE4>'.
+                data = bytes(int(self._sp.id_to_piece(b)[3:5], 16) for b in run)
+                out.extend(run[k] for k in _complete_utf8(data))
+                run = []
+            if i is not None:
+                out.append(i)
+        return out
+
+
+def _utf8_length(lead: int) -> int:
+    """Bytes of the character a UTF-8 lead byte starts; 0 for a byte no character starts with."""
+    if lead < 0x80:
+        return 1
+    for length, low, high in ((2, 0xC2, 0xE0), (3, 0xE0, 0xF0), (4, 0xF0, 0xF5)):
+        if low <= lead < high:
+            return length
+    return 0
+
+
+def _complete_utf8(data: bytes) -> list[int]:
+    """Indices of the bytes of `data` that belong to whole, valid UTF-8 characters."""
+    keep: list[int] = []
+    i = 0
+    while i < len(data):
+        n = _utf8_length(data[i])
+        if n and i + n <= len(data):
+            try:
+                data[i : i + n].decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            else:
+                keep.extend(range(i, i + n))
+                i += n
+                continue
+        i += 1
+    return keep
 
 
 def cache_path(data_cfg: ml_collections.ConfigDict) -> str:
@@ -69,6 +147,12 @@ def _training_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
     # so it trains on both sides.
     if data_cfg.task == "seq2seq":
         return sources.pair_keys(data_cfg)
+    if data_cfg.task == "classification":
+        from llm.data.tasks.classification import sentence_keys
+
+        return sentence_keys(data_cfg)
+    if data_cfg.task == "span_qa":
+        return ("question", "context")
     return (sources.text_key(data_cfg),)
 
 

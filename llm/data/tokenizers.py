@@ -48,6 +48,16 @@ class ByteTokenizer:
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         return np.frombuffer(data, np.uint8).astype(np.int32) + self.num_special
 
+    def encode_with_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [n] int32, character offsets [n, 2] int32 into `text`, end exclusive).
+
+        Every byte of a multi-byte character maps to that whole character.
+        """
+        data = text.encode("utf-8")
+        char_N = utf8_char_index(data)[:-1]
+        offsets = np.stack([char_N, char_N + 1], axis=1).astype(np.int32)
+        return self.encode(data), offsets.reshape(-1, 2)
+
     def decode_bytes(self, ids: Sequence[int] | np.ndarray) -> bytes:
         """Returns the raw bytes of `ids`, dropping special ids."""
         ids = np.asarray(ids, np.int64).reshape(-1)
@@ -55,8 +65,23 @@ class ByteTokenizer:
         return ids.astype(np.uint8).tobytes()
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
-        """Returns the text of `ids`; bytes that are not UTF-8 become U+FFFD."""
-        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+        """Returns the text of `ids`; bytes that do not form UTF-8 (a cut-off character) are dropped."""
+        # A model can emit the first bytes of a character without the rest; dropping
+        # them keeps outputs free of U+FFFD, which would count as a wrong word in BLEU.
+        return self.decode_bytes(ids).decode("utf-8", errors="ignore")
+
+
+def utf8_char_index(data: bytes) -> np.ndarray:
+    """Index of the character holding each byte of UTF-8 `data`, then the character count.
+
+    Length len(data) + 1, so a byte offset `b` (end offsets included) maps to a
+    character offset by indexing.
+    """
+    bytes_N = np.frombuffer(data, np.uint8)
+    # Continuation bytes are 10xxxxxx; every other byte starts a character.
+    starts_N = (bytes_N & 0xC0) != 0x80
+    index = np.cumsum(starts_N, dtype=np.int64) - 1
+    return np.append(index, int(starts_N.sum())).astype(np.int32)
 
 
 def get_tokenizer(data_cfg: ml_collections.ConfigDict) -> Tokenizer:
@@ -73,4 +98,15 @@ def get_tokenizer(data_cfg: ml_collections.ConfigDict) -> Tokenizer:
         from llm.data import spm
 
         return spm.get_sentencepiece(data_cfg)
-    raise ConfigError(f"data.tokenizer={data_cfg.tokenizer!r}; use 'byte' or 'sentencepiece'.")
+    if data_cfg.tokenizer == "huggingface":
+        from llm.data.hf_tokenizer import HuggingFaceTokenizer  # needs transformers ([hf])
+
+        if not data_cfg.get("hf_tokenizer"):
+            raise ConfigError(
+                "data.tokenizer='huggingface' needs data.hf_tokenizer: the folder of a "
+                "save_pretrained'ed tokenizer (e.g. --config.data.hf_tokenizer=bert-base-uncased/)."
+            )
+        return HuggingFaceTokenizer(data_cfg.hf_tokenizer)
+    raise ConfigError(
+        f"data.tokenizer={data_cfg.tokenizer!r}; use 'byte', 'sentencepiece' or 'huggingface'."
+    )

@@ -67,3 +67,19 @@ def test_vocab_too_small_names_the_field(spm_cfg, tmp_path):
     spm_cfg.vocab_size = 100
     with pytest.raises(ValueError, match="data.vocab_size"):
         spm.train(spm_cfg, iter(["abc def"] * 10), str(tmp_path / "x.model"))
+
+
+def test_decode_drops_byte_pieces_of_cut_off_characters(spm_cfg, grammar_dir):
+    # Other tests change the module's config; this one starts from the fixture's values.
+    spm_cfg.update(dataset="tiny_grammar", data_dir=grammar_dir, spm_type="bpe", spm_model="")
+    spm_cfg.update(vocab_size=400, spm_train_examples=2000)
+    tok = tokenizers.get_tokenizer(spm_cfg)
+    # The grammar corpus is ASCII: each CJK character is three byte-fallback pieces.
+    ids = list(tok.encode("a 世界 b"))
+    byte_ids = [i for i, t in enumerate(ids) if tok._sp.is_byte(int(t))]
+    assert len(byte_ids) == 6
+    # A model that writes only the first two bytes of 世 (then 界) or stops mid-character.
+    without_third = ids[: byte_ids[2]] + ids[byte_ids[3] :]
+    assert tok.decode(without_third) == "a 界 b"
+    assert tok.decode(ids[: byte_ids[4]]) == "a 世"
+    assert "\ufffd" not in tok.decode(ids[: byte_ids[1]])

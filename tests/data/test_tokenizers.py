@@ -24,3 +24,12 @@ def test_byte_decode_drops_specials_and_padding():
 def test_get_tokenizer_byte():
     cfg = config_lib.default_data_config()
     assert tokenizers.get_tokenizer(cfg).vocab_size == 260
+
+
+def test_byte_decode_drops_cut_off_characters():
+    tok = tokenizers.ByteTokenizer()
+    ids = list(tok.encode("a世界"))  # 1 + 3 + 3 bytes
+    assert tok.decode(ids[:3]) == "a"  # the first two bytes of 世 only
+    assert tok.decode(ids[:2] + ids[4:]) == "a界"
+    assert tok.decode(ids) == "a世界"
+    assert tok.decode_bytes(ids[:3]) == "a世".encode()[:3]  # the raw bytes stay available
