@@ -23,6 +23,7 @@ def test_paper_configs_list_their_sizes_and_tiny():
     assert args["gpt3"][0] == "125m" and {"175b", "tiny"} <= set(args["gpt3"])
     assert args["llama"] == ("1b", "7b", "tiny")
     assert args["aiayn"] == ("base", "big", "tiny")
+    assert args["summarization"] == ("cnndm", "tiny")
     assert args["bert"] == ("base", "large", "tiny")
     assert args["tiny_lm"] == ("", "smoke")  # from its docstring's "Args:" line
     assert args["workdir"] == "WORKDIR"
