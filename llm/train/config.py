@@ -8,6 +8,11 @@ import ml_collections
 def default_train_config() -> ml_collections.ConfigDict:
     """Returns the `train` group; experiments override what they need."""
     c = ml_collections.ConfigDict()
+    # Fine-tuning: a pretrained workdir (ours, or a Hugging Face checkpoint imported by
+    # launch.convert) whose params start this run. Its model sizes and tokenizer are
+    # adopted; the new head is initialised (llm.train.pretrained). '' = train from scratch.
+    # Ignored once this run has a checkpoint of its own (resume).
+    c.init_from = ""
     # Optimizer updates to run in total (the schedule decays over these).
     c.steps = 1000
     # Global batch size in sequences, split over the data-parallel mesh axes and processes.

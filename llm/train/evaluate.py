@@ -101,8 +101,23 @@ class Evaluator:
         return summarize_eval(self.sums(params))
 
     def evaluate_generation(self, params: Any, tokenizer: Any) -> dict[str, float]:
-        """BLEU/ROUGE of beam-search outputs on the eval split (seq2seq runs that ask for it)."""
+        """Scores of the model's outputs on the eval split, beyond the loss terms.
+
+        BLEU/ROUGE of beam-search outputs (seq2seq runs that ask for it), or the fine-tuning
+        task's metrics (classification: accuracy/F1/Matthews; span QA: exact match/F1) on
+        the examples the loss eval covers (train.eval_steps batches; <= 0: the whole split).
+        """
         cfg = self.config.train
+        if self.config.data.task in ("classification", "span_qa"):
+            from llm.evals.finetune import finetune_eval  # host-side predictions
+
+            examples = cfg.eval_steps * cfg.batch_size if cfg.eval_steps > 0 else 0
+            return finetune_eval(
+                self.program.trained(params),
+                tokenizer,
+                split=self.config.data.eval_split,
+                max_examples=examples,
+            )
         if not cfg.eval_generation_examples or self.config.data.task != "seq2seq":
             return {}
         from llm.evals.generation import generation_metrics  # decoding: only when asked

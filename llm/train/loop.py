@@ -25,6 +25,7 @@ from llm.train import storage
 from llm.train.evaluate import Evaluator
 from llm.train.metrics import MetricWriter
 from llm.train.optim import make_schedule
+from llm.train.pretrained import adopt_pretrained, load_pretrained
 from llm.train.profiling import StepProfiler, resolve_peak_flops
 from llm.train.program import build_train_program
 from llm.train.restore import check_resumable
@@ -67,6 +68,8 @@ class Trainer:
         devices: Sequence[jax.Device] | None = None,
         experiment: str = "",
     ):
+        # Fine-tuning adopts the pretrained run's model sizes and tokenizer first.
+        config = adopt_pretrained(config)
         self.config = config
         self.workdir = pathlib.Path(workdir)
         # The config spec (experiments/X.py:arg) the start-up summary names.
@@ -121,7 +124,11 @@ class Trainer:
             state, step = restored
             logging.info("Resumed from %s at step %d.", self.manager.directory, step)
             return state
-        return self.program.init_state()
+        state = self.program.init_state()
+        if self.config.train.get("init_from"):
+            params = load_pretrained(self.config, state.params, self.program.state_shardings.params)
+            state = state.replace(params=params)
+        return state
 
     def to_global(self, host_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """Host-local numpy batch -> global arrays sharded over the batch axes."""
