@@ -16,6 +16,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+ATTENTION = ROOT / "notebooks" / "attention.ipynb"
+TRANSLATION = ROOT / "notebooks" / "translation.ipynb"
 
 _RUNNER = """
 import json, sys
@@ -47,6 +49,9 @@ def test_notebook_runs(notebook):
     if notebook == QUICKSTART:
         # Training shows launch.train's progress lines, not only the final metrics.
         assert "step 20/120 loss" in result.stderr and "step 120/120 loss" in result.stderr
+    if notebook == TRANSLATION:
+        # BLEU is scored inside the training loop at every eval, not only afterwards.
+        assert "step 80 eval" in result.stderr and "eval/bleu=" in result.stderr
 
 
 def _text(cell: dict) -> str:
@@ -75,3 +80,34 @@ def test_quickstart_installs_itself_and_stores_a_run():
     assert "Downloading and preparing" not in log
     outputs = [o for c in code for o in c["outputs"]]
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def _stored_run(path: pathlib.Path) -> tuple[list[dict], str]:
+    """The code cells of a notebook whose outputs are one top-to-bottom run, and their text."""
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert not any(line.lstrip().startswith(("%", "!")) for c in code for line in c["source"])
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
+    outputs = [o for c in code for o in c["outputs"]]
+    assert not any(o["output_type"] == "error" for o in outputs)
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    return code, "".join(_output_text(c) for c in code)
+
+
+def test_attention_notebook_contrasts_full_and_windowed_attention():
+    code, log = _stored_run(ATTENTION)
+    source = "".join(_text(c) for c in code)
+    assert '"model.attention_window": window' in source and 'mutable=["intermediates"]' in source
+    assert "full   attention_window=0: key accuracy 1.000" in log
+    assert "window attention_window=4: key accuracy 0.0" in log  # chance is 0.1
+    assert "of the `=` queries' attention on the key" in log
+
+
+def test_translation_notebook_translates_the_cat_sentence():
+    code, log = _stored_run(TRANSLATION)
+    source = "".join(_text(c) for c in code)
+    assert '"launch.prepare", "--kind=parallel"' in source
+    assert "average_last=average_last" in source and "eval_generation_examples" in source
+    assert "The cat sat on the mat." in log
+    assert "  greedy: Die Katze saß auf der Matte.\n  beam 4: Die Katze saß auf der Matte." in log
+    assert "average of 3 steps [200, 220, 240]: BLEU" in log
+    assert "BLEU by step: {80:" in log
