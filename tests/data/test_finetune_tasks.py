@@ -259,12 +259,16 @@ def test_tiny_generators_are_exact_and_deterministic():
         assert ex["context"][start : start + len(text)] == text
         assert ex["context"].count(text) == 1 and len(ex["context"].encode()) < 200
     rng = np.random.default_rng(4)
-    for i in range(200):
+    negated = 0
+    for i in range(300):
         ex = tiny_glue.make_example(rng, i)
-        fact, claim = ex["sentence1"].rstrip(".").split(), ex["sentence2"].rstrip(".").split()
-        words = {w.removesuffix("'s") for w in claim} - {"keeps", "a", "is", "in"}
-        # Entailed claims use only the fact's words; the others swap exactly one.
-        assert len(words - set(fact)) == 1 - ex["label"]
+        words = ex["sentence"].rstrip(".").split()
+        positive = words[-1] in tiny_glue.POSITIVE
+        assert positive or words[-1] in tiny_glue.NEGATIVE
+        # A negation flips the adjective's polarity.
+        assert ex["label"] == int(positive != (words[-2] == "not"))
+        negated += words[-2] == "not"
+    assert 70 < negated < 130
 
 
 def test_classification_token_cache_gives_the_same_batches(data_dir):

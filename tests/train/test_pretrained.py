@@ -89,3 +89,42 @@ def test_adopt_pretrained_takes_sizes_and_tokenizer_keeps_the_recipe(tmp_path):
     assert adopted.data.hf_tokenizer == "/somewhere/tokenizer"
     assert adopted.data.dataset == "glue/sst2"
     assert config.model.d_model == 768  # the input config is not changed
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_an_imported_hf_bert_with_its_tokenizer(tmp_path):
+    """~35 s: a HF import, its tokenizer, the train program and the first state."""
+    from experiments import bert_glue
+    from llm.convert.workdir import import_to_workdir
+    from llm.train.loop import Trainer
+    from tests.convert.hf_models import save, save_wordpiece_tokenizer
+
+    save("bert", tmp_path / "hf")  # a BertForMaskedLM: 2 layers, d_model 64, vocab 300
+    save_wordpiece_tokenizer(tmp_path / "hf")
+    imported = import_to_workdir(tmp_path / "hf", tmp_path / "pretrained")
+    assert imported.data.tokenizer == "huggingface"
+    assert (tmp_path / "pretrained" / "tokenizer" / "tokenizer.json").is_file()
+
+    config = bert_glue.get_config("tiny")
+    config.data.data_dir = str(tmp_path / "data")
+    config.train.init_from = str(tmp_path / "pretrained")
+    trainer = Trainer(config, tmp_path / "run")
+    try:
+        assert trainer.config.model.d_model == 64 and not trainer.config.model.pre_norm
+        assert trainer.tokenizer.vocab_size == 300 and trainer.tokenizer.bos_id == 2
+        state = trainer.initial_state()
+    finally:
+        trainer.close()
+    _, hf_params = _hf_params(tmp_path / "hf")
+    ours = flatten_dict(jax.device_get(state.params), sep="/")
+    for key, value in flatten_dict(hf_params, sep="/").items():
+        if key in ours:
+            np.testing.assert_array_equal(ours[key], value, err_msg=key)
+    assert "classifier/kernel" in ours and "mlm_bias" not in ours
+
+
+def _hf_params(folder):
+    from llm.convert import load_hf
+
+    cfg, params, _ = load_hf(folder)
+    return cfg, params

@@ -1,12 +1,12 @@
-"""TFDS builder `tiny_glue`: does a claim follow from a fact? (GLUE-format pair classification).
+"""TFDS builder `tiny_glue`: is a review positive? (GLUE-format, SST-2-like, with negation).
 
-sentence1 is a fact ("Mira keeps a red kite in Oslo."), sentence2 a claim
-about the same person ("Mira keeps a red kite." or "Mira's kite is in
-Oslo."); label 1 when the claim matches the fact, 0 when one word of it (the
-color, thing or city) was swapped for another. No single character or word
-of either sentence gives the label: the claim's words must be compared with
-the fact's. Balanced classes, GLUE's features (`sentence1`, `sentence2`,
-`label`, `idx`), and unlike GLUE the test split keeps its labels.
+Each sentence reports a judgement of a templated object ("Mira said the red
+kite in Oslo was lovely."); label 1 when the judgement is positive. A third
+of the sentences negate it ("... was not lovely."), which flips the label, so
+neither one word nor the bag of words gives it: the adjective and the "not"
+before it must be read together, as SST-2's negations need. Balanced classes,
+SST-2's features (`sentence`, `label`, `idx`), and unlike GLUE the test split
+keeps its labels.
 """
 
 from __future__ import annotations
@@ -18,50 +18,41 @@ from llm.data.builders import base
 from llm.data.builders.tiny_qa import CITIES, COLORS, NAMES, THINGS
 
 _SPLITS = (("train", 5_000, 10), ("validation", 500, 11), ("test", 500, 12))
-LABEL_NAMES = ("not_entailment", "entailment")
-
-
-def _other(rng: np.random.Generator, words: list[str], word: str) -> str:
-    return str(rng.choice([w for w in words if w != word]))
+LABEL_NAMES = ("negative", "positive")
+POSITIVE = ("lovely", "great", "superb", "charming", "splendid", "fine")
+NEGATIVE = ("awful", "dreadful", "dull", "shabby", "poor", "ugly")
+NEGATION_RATE = 1 / 3
 
 
 def make_example(rng: np.random.Generator, index: int) -> dict:
-    """One record: a fact, a claim about it and whether the claim holds."""
+    """One record: a judged object and whether the judgement is positive."""
     name, color, thing, city = (str(rng.choice(w)) for w in (NAMES, COLORS, THINGS, CITIES))
-    fact = f"{name} keeps a {color} {thing} in {city}."
     label = int(rng.integers(2))
-    if rng.integers(2):
-        if not label:  # Swap the color or the thing.
-            if rng.integers(2):
-                color = _other(rng, COLORS, color)
-            else:
-                thing = _other(rng, THINGS, thing)
-        claim = f"{name} keeps a {color} {thing}."
-    else:
-        if not label:  # Swap the city or the thing.
-            if rng.integers(2):
-                city = _other(rng, CITIES, city)
-            else:
-                thing = _other(rng, THINGS, thing)
-        claim = f"{name}'s {thing} is in {city}."
-    return {"sentence1": fact, "sentence2": claim, "label": label, "idx": index}
+    negated = bool(rng.random() < NEGATION_RATE)
+    # "not awful" is positive: the adjective's polarity is the label flipped by negation.
+    adjective = str(rng.choice(POSITIVE if label != negated else NEGATIVE))
+    judgement = f"not {adjective}" if negated else adjective
+    sentence = f"{name} said the {color} {thing} in {city} was {judgement}."
+    return {"sentence": sentence, "label": label, "idx": index}
 
 
 class TinyGlue(base.Builder):
-    """Fact/claim pairs labelled entailment (1) or not (0); deterministic, built in seconds."""
+    """Judgement sentences labelled positive (1) or negative (0); deterministic, built in seconds."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Fact/claim pairs.",
+        "2.0.0": "Single sentences with a possibly negated judgement (SST-2-like).",
+    }
     EXAMPLES = sum(n for _, n, _ in _SPLITS)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
-            description="A fact, a claim about it, and whether the claim follows (1) or not (0).",
+            description="A judged object; label 1 when the (possibly negated) judgement is positive.",
             features=tfds.features.FeaturesDict(
                 {
-                    "sentence1": tfds.features.Text(),
-                    "sentence2": tfds.features.Text(),
+                    "sentence": tfds.features.Text(),
                     "label": tfds.features.ClassLabel(names=list(LABEL_NAMES)),
                     "idx": np.int32,
                 }

@@ -30,7 +30,7 @@ GLUE_SENTENCE_KEYS = {
     "wnli": ("sentence1", "sentence2"),
     "ax": ("premise", "hypothesis"),
 }
-_DATASET_SENTENCE_KEYS = {"tiny_glue": ("sentence1", "sentence2")}
+_DATASET_SENTENCE_KEYS = {"tiny_glue": ("sentence",)}
 
 # Classes of each GLUE classification task (MNLI and AX: entailment,
 # neutral, contradiction). STS-B is regression and has none.
