@@ -122,6 +122,63 @@ _LOCAL_KIND = {
 }
 
 
+# Features holding the sentence(s) of each GLUE config in TFDS (and the
+# project's generated sets, by dataset name).
+GLUE_SENTENCE_KEYS = {
+    "cola": ("sentence",),
+    "sst2": ("sentence",),
+    "mrpc": ("sentence1", "sentence2"),
+    "qqp": ("question1", "question2"),
+    "stsb": ("sentence1", "sentence2"),
+    "mnli": ("premise", "hypothesis"),
+    "mnli_matched": ("premise", "hypothesis"),
+    "mnli_mismatched": ("premise", "hypothesis"),
+    "qnli": ("question", "sentence"),
+    "rte": ("sentence1", "sentence2"),
+    "wnli": ("sentence1", "sentence2"),
+    "ax": ("premise", "hypothesis"),
+}
+_DATASET_SENTENCE_KEYS = {"tiny_glue": ("sentence",)}
+
+
+def glue_config(dataset: str) -> str:
+    """'glue/mnli:2.0.0' -> 'mnli'; '' for datasets that are not GLUE."""
+    if base_name(dataset) != "glue" or "/" not in dataset:
+        return ""
+    return dataset.split("/")[1].split(":")[0]
+
+
+def check_classification_supported(dataset: str) -> None:
+    """Refuses GLUE's regression task (STS-B), which the classification task cannot train."""
+    if glue_config(dataset) == "stsb":
+        raise ConfigError(
+            f"data.dataset={dataset!r} is a regression task (similarity scores 0-5), which "
+            "data.task='classification' does not support yet; pick another GLUE task."
+        )
+
+
+def sentence_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The one or two features holding a record's text (data.sentence_keys wins if set)."""
+    check_classification_supported(data_cfg.dataset)
+    keys = data_cfg.get("sentence_keys", "")
+    if keys:
+        names = tuple(k.strip() for k in keys.split(","))
+        if not 1 <= len(names) <= 2 or not all(names):
+            raise ConfigError(
+                f"data.sentence_keys={keys!r}; give one or two comma-separated feature names."
+            )
+        return names
+    default = GLUE_SENTENCE_KEYS.get(glue_config(data_cfg.dataset)) or _DATASET_SENTENCE_KEYS.get(
+        base_name(data_cfg.dataset)
+    )
+    if default is None:
+        raise ConfigError(
+            f"No default sentence features for classification dataset {data_cfg.dataset!r}: "
+            "set data.sentence_keys ('sentence' or 'sentence1,sentence2')."
+        )
+    return default
+
+
 def prepare_hint(dataset: str, data_dir: str) -> str:
     """The command that prepares `dataset` into `data_dir`."""
     name, _, config = dataset.partition("/")

@@ -12,7 +12,8 @@ import sentencepiece as sp
 from absl import logging
 
 from llm.data import config as config_lib
-from llm.data import sources, tokenizers
+from llm.data import sources
+from llm.data.utf8 import utf8_char_index
 from llm.errors import ConfigError, InputFileNotFoundError
 
 MASK_PIECE = "[MASK]"
@@ -57,7 +58,7 @@ class SentencePieceTokenizer:
         Hugging Face tokenizers do, so spans of words are the words.
         """
         pieces = self._sp.encode(text, return_type="proto").pieces
-        char_of_byte = tokenizers.utf8_char_index(text.encode("utf-8"))
+        char_of_byte = utf8_char_index(text.encode("utf-8"))
         ids = np.fromiter((p.id for p in pieces), np.int32, len(pieces))
         begin_N = np.fromiter((p.begin for p in pieces), np.int64, len(pieces))
         end_N = np.fromiter((p.end for p in pieces), np.int64, len(pieces))
@@ -148,9 +149,7 @@ def _training_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
     if data_cfg.task == "seq2seq":
         return sources.pair_keys(data_cfg)
     if data_cfg.task == "classification":
-        from llm.data.tasks.classification import sentence_keys
-
-        return sentence_keys(data_cfg)
+        return sources.sentence_keys(data_cfg)
     if data_cfg.task == "span_qa":
         return ("question", "context")
     return (sources.text_key(data_cfg),)

@@ -8,6 +8,7 @@ from typing import Protocol
 import ml_collections
 import numpy as np
 
+from llm.data.utf8 import utf8_char_index
 from llm.errors import ConfigError
 
 
@@ -69,19 +70,6 @@ class ByteTokenizer:
         # A model can emit the first bytes of a character without the rest; dropping
         # them keeps outputs free of U+FFFD, which would count as a wrong word in BLEU.
         return self.decode_bytes(ids).decode("utf-8", errors="ignore")
-
-
-def utf8_char_index(data: bytes) -> np.ndarray:
-    """Index of the character holding each byte of UTF-8 `data`, then the character count.
-
-    Length len(data) + 1, so a byte offset `b` (end offsets included) maps to a
-    character offset by indexing.
-    """
-    bytes_N = np.frombuffer(data, np.uint8)
-    # Continuation bytes are 10xxxxxx; every other byte starts a character.
-    starts_N = (bytes_N & 0xC0) != 0x80
-    index = np.cumsum(starts_N, dtype=np.int64) - 1
-    return np.append(index, int(starts_N.sum())).astype(np.int32)
 
 
 def get_tokenizer(data_cfg: ml_collections.ConfigDict) -> Tokenizer:

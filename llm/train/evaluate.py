@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from llm import data as data_lib
 from llm.errors import ConfigError
@@ -110,6 +111,17 @@ class Evaluator:
         cfg = self.config.train
         if self.config.data.task in ("classification", "span_qa"):
             from llm.evals.finetune import finetune_eval  # host-side predictions
+
+            if jax.process_count() > 1:
+                # The predictions are gathered on one host; multi-process runs score the
+                # loss terms in the loop and the metrics with launch.eval afterwards.
+                logging.log_first_n(
+                    logging.WARNING,
+                    "Fine-tuning metrics are computed by launch.eval on one process; the "
+                    "multi-process loop logs the loss terms only.",
+                    1,
+                )
+                return {}
 
             examples = cfg.eval_steps * cfg.batch_size if cfg.eval_steps > 0 else 0
             return finetune_eval(

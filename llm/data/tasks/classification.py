@@ -10,27 +10,15 @@ import numpy as np
 
 from llm.data import sources
 from llm.data.packing import Columns, columns_of
+from llm.data.sources import (  # noqa: F401  (the feature tables live with the sources)
+    GLUE_SENTENCE_KEYS,
+    check_classification_supported,
+    glue_config,
+    sentence_keys,
+)
 from llm.data.stats import Counter
 from llm.data.tokenizers import Tokenizer
 from llm.errors import ConfigError, ConfigKeyError
-
-# Features holding the sentence(s) of each GLUE config in TFDS (and the
-# project's generated sets, by dataset name).
-GLUE_SENTENCE_KEYS = {
-    "cola": ("sentence",),
-    "sst2": ("sentence",),
-    "mrpc": ("sentence1", "sentence2"),
-    "qqp": ("question1", "question2"),
-    "stsb": ("sentence1", "sentence2"),
-    "mnli": ("premise", "hypothesis"),
-    "mnli_matched": ("premise", "hypothesis"),
-    "mnli_mismatched": ("premise", "hypothesis"),
-    "qnli": ("question", "sentence"),
-    "rte": ("sentence1", "sentence2"),
-    "wnli": ("sentence1", "sentence2"),
-    "ax": ("premise", "hypothesis"),
-}
-_DATASET_SENTENCE_KEYS = {"tiny_glue": ("sentence",)}
 
 # Classes of each GLUE classification task (MNLI and AX: entailment,
 # neutral, contradiction). STS-B is regression and has none.
@@ -53,43 +41,6 @@ _DATASET_NUM_LABELS = {"tiny_glue": 2}
 NO_LABEL = -1
 
 
-def glue_config(dataset: str) -> str:
-    """'glue/mnli:2.0.0' -> 'mnli'; '' for datasets that are not GLUE."""
-    if sources.base_name(dataset) != "glue" or "/" not in dataset:
-        return ""
-    return dataset.split("/")[1].split(":")[0]
-
-
-def _check_supported(dataset: str) -> None:
-    if glue_config(dataset) == "stsb":
-        raise ConfigError(
-            f"data.dataset={dataset!r} is a regression task (similarity scores 0-5), which "
-            "data.task='classification' does not support yet; pick another GLUE task."
-        )
-
-
-def sentence_keys(data_cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
-    """The one or two features holding a record's text (data.sentence_keys wins if set)."""
-    _check_supported(data_cfg.dataset)
-    keys = data_cfg.get("sentence_keys", "")
-    if keys:
-        names = tuple(k.strip() for k in keys.split(","))
-        if not 1 <= len(names) <= 2 or not all(names):
-            raise ConfigError(
-                f"data.sentence_keys={keys!r}; give one or two comma-separated feature names."
-            )
-        return names
-    default = GLUE_SENTENCE_KEYS.get(glue_config(data_cfg.dataset)) or _DATASET_SENTENCE_KEYS.get(
-        sources.base_name(data_cfg.dataset)
-    )
-    if default is None:
-        raise ConfigError(
-            f"No default sentence features for classification dataset {data_cfg.dataset!r}: "
-            "set data.sentence_keys ('sentence' or 'sentence1,sentence2')."
-        )
-    return default
-
-
 def label_key(data_cfg: ml_collections.ConfigDict) -> str:
     """The feature holding a record's class id (data.label_key, default 'label')."""
     return data_cfg.get("label_key", "") or "label"
@@ -97,7 +48,7 @@ def label_key(data_cfg: ml_collections.ConfigDict) -> str:
 
 def num_labels(dataset: str) -> int:
     """Classes of a known classification dataset (GLUE configs, tiny_glue)."""
-    _check_supported(dataset)
+    check_classification_supported(dataset)
     n = GLUE_NUM_LABELS.get(glue_config(dataset)) or _DATASET_NUM_LABELS.get(
         sources.base_name(dataset)
     )
