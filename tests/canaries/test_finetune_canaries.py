@@ -7,7 +7,7 @@ right kind from a random fact scores the random-fact EM (the mean of 1 / facts, 
 Stated target: EM >= the random-fact EM + 10, and F1 >= EM. Measured 2026-12-02
 (2-core Xeon, alone): EM 59.4 (random fact 41.7; 'Who keeps ...?' questions 70.0,
 the kinds that must match the question's name lower) after 400 steps, 249 s; 800
-steps at lr 2e-3 reached 67 and were still rising (see the note of issue #16).
+steps at lr 2e-3 reached 64.2 and were still rising (see the note of issue #16).
 Classification: experiments/bert_glue.py:tiny (negated judgements) must reach accuracy
 >= 90 and Matthews correlation >= 80; the majority class scores about 50.
 """
