@@ -63,17 +63,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.seq_len = 128
     config.data.sentence_keys = ""  # '' = the dataset's default features
     config.data.label_key = ""
-    # Training: section 4.1's fine-tuning recipe.
+    # Training: section 4.1's fine-tuning recipe (Adam, weight decay and linear
+    # decay as bert.py pretrains).
     config.train.init_from = ""
     config.train.batch_size = BATCH_SIZE
     config.train.learning_rate = 2e-5
-    config.train.b2 = 0.999
-    config.train.eps = 1e-6
-    config.train.weight_decay = 0.01
-    config.train.schedule = "linear"
-    config.train.end_lr_factor = 0.0
-    config.train.grad_clip_norm = 1.0
-    config.train.sample_tokens = 0
     if task == "tiny":
         config.data.update(dataset="tiny_glue", train_split="train", eval_split="validation")
         config.data.seq_len = 64

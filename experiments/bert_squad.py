@@ -45,16 +45,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Question tokens kept, and the distance between window starts (run_squad.py).
     config.data.max_query_len = 64
     config.data.doc_stride = 128
-    # Training: section 4.2's recipe.
+    # Training: section 4.2's recipe (optimizer and linear decay as bert.py).
     config.train.init_from = ""
     config.train.batch_size = BATCH_SIZE
     config.train.learning_rate = 5e-5
-    config.train.b2 = 0.999
-    config.train.eps = 1e-6
-    config.train.weight_decay = 0.01
-    config.train.schedule = "linear"
-    config.train.end_lr_factor = 0.0
-    config.train.sample_tokens = 0
     if size == "tiny":
         config.data.update(dataset="tiny_qa", train_split="train", eval_split="validation")
         config.data.update(seq_len=128, max_query_len=32, doc_stride=64)
