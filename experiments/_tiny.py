@@ -33,7 +33,7 @@ def shrink_decoder(config: ml_collections.ConfigDict, **model_overrides: Any) ->
     )
     config.data.update(dataset="tiny_grammar", tokenizer="byte", seq_len=128, num_workers=0)
     config.train.update(TRAIN | dict(learning_rate=3e-3, sample_prompt="the"))
-    config.mesh.update(data=-1, fsdp=1, tensor=1)
+    config.mesh.update(data=-1, fsdp=1, expert=1, tensor=1)
 
 
 def shrink_encoder(config: ml_collections.ConfigDict) -> None:

@@ -4,7 +4,9 @@ Convention (PaLM appendix B): a matmul of an [m, k] by [k, n] costs 2mkn FLOPs; 
 costs 3x the forward pass (forward + two backward matmuls); attention scores and
 value mixing count the full T x T square, with no discount for causal masking (what
 the hardware does with dense attention). Norms, softmax, activations and the
-embedding lookup are ignored (they are not matmuls).
+embedding lookup are ignored (they are not matmuls). Mixture-of-experts layers count
+the active parameters: the router, the experts_per_token routed experts and the shared
+experts (capacity padding and dropped tokens are not model FLOPs).
 """
 
 from __future__ import annotations
@@ -22,14 +24,27 @@ def peak_flops_of(device_kind: str) -> float | None:
     return chip.peak_flops if chip else None
 
 
-def _layer_matmul_params(cfg: ModelConfig, cross: bool) -> int:
-    """Weights a token passes through in one layer (attention projections + MLP)."""
+def _layer_matmul_params(cfg: ModelConfig, cross: bool, moe: bool = False) -> int:
+    """Weights a token passes through in one layer (attention projections + MLP or experts)."""
     d, h = cfg.d_model, cfg.head_size
     q_and_out = 2 * d * cfg.num_heads * h
     kv = 2 * d * cfg.kv_heads * h
-    mlp = (3 if cfg.activation == "swiglu" else 2) * d * cfg.d_ff
+    mats = 3 if cfg.activation == "swiglu" else 2
+    if moe:
+        experts = cfg.experts_per_token + cfg.num_shared_experts
+        mlp = d * cfg.num_experts + experts * mats * d * cfg.expert_hidden
+    else:
+        mlp = mats * d * cfg.d_ff
     attn = q_and_out + kv
     return attn * (2 if cross else 1) + mlp
+
+
+def _stack_matmul_params(cfg: ModelConfig) -> int:
+    """Weights a token passes through in a decoder's or encoder's whole stack."""
+    dense = cfg.num_layers - cfg.moe_layers
+    return dense * _layer_matmul_params(cfg, cross=False) + cfg.moe_layers * (
+        _layer_matmul_params(cfg, cross=False, moe=True)
+    )
 
 
 def _attention_flops(cfg: ModelConfig, q_len: int, kv_len: int) -> int:
@@ -41,12 +56,12 @@ def forward_flops_per_token(cfg: ModelConfig, seq_len: int, target_len: int | No
     """Forward FLOPs per (target) token; encoder-decoder counts both stacks per target token."""
     head = 2 * cfg.d_model * cfg.vocab_size
     if cfg.family in ("decoder", "encoder"):
-        per_layer = 2 * _layer_matmul_params(cfg, cross=False) + _attention_flops(
+        stack = 2 * _stack_matmul_params(cfg) + cfg.num_layers * _attention_flops(
             cfg, seq_len, seq_len
         )
         # BERT's MLM head transforms every token with a d x d dense layer first.
         mlm_transform = 2 * cfg.d_model * cfg.d_model if cfg.family == "encoder" else 0
-        return cfg.num_layers * per_layer + head + mlm_transform
+        return stack + head + mlm_transform
     # encoder_decoder: flops of the source tokens are charged to the target tokens.
     target_len = target_len or seq_len
     enc = cfg.encoder_layers * (

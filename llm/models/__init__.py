@@ -38,6 +38,7 @@ __all__ = [
     "dummy_batch",
     "init_variables",
     "count_params",
+    "count_active_params",
 ]
 
 
@@ -122,3 +123,19 @@ def count_params(cfg: ModelConfig | Mapping[str, Any]) -> int:
     shapes = jax.eval_shape(lambda rng: init_variables(cfg, rng), jax.random.key(0))
     leaves = jax.tree.leaves(nn.meta.unbox(shapes["params"]))
     return int(sum(np.prod(x.shape, dtype=np.int64) for x in leaves))
+
+
+def count_active_params(cfg: ModelConfig | Mapping[str, Any]) -> int:
+    """Parameters one token's forward pass multiplies by (what MoE papers call active).
+
+    All parameters but the experts a token is not routed to and the input embedding
+    table of an untied model (a lookup, no matmul; a tied table is the output head and
+    counts). A dense model's count is its total less that table.
+    """
+    cfg = as_config(cfg)
+    total = count_params(cfg)
+    mats = 3 if cfg.activation == "swiglu" else 2
+    unrouted = cfg.num_experts - cfg.experts_per_token if cfg.is_moe else 0
+    idle_experts = cfg.moe_layers * unrouted * mats * cfg.d_model * cfg.expert_hidden
+    lookup = 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.d_model
+    return total - idle_experts - lookup

@@ -19,6 +19,8 @@ ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "swiglu")
 SINUSOIDAL_LAYOUTS = ("interleaved", "split")
 REMATS = ("none", "full", "dots")
 ENCODER_HEADS = ("mlm", "classification", "span")
+ROUTER_SCORES = ("softmax", "sigmoid")
+MOE_DISPATCHES = ("dropless", "capacity")
 ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
 DTYPES = ("float32", "bfloat16", "float16")
 COMPUTE_DTYPES = ("auto", *DTYPES)
@@ -101,6 +103,35 @@ class ModelConfig:
     # positions away (causal: the previous ones); 0 = unlimited. Cross-attention is never
     # windowed.
     attention_window: int = 0
+    # Mixture of experts (decoder only; llm/models/moe.py): routed experts per MoE layer,
+    # 0 = a dense feed-forward block in every layer.
+    num_experts: int = 0
+    # Experts each token is sent to (top-k): Mixtral 2, DeepSeek-V2-Lite 6.
+    experts_per_token: int = 2
+    # Hidden size of each routed expert (0 = d_ff); DeepSeek's fine-grained experts are
+    # narrow (1408) while its dense first layer keeps d_ff.
+    expert_d_ff: int = 0
+    # Always-active shared experts of size expert_d_ff (DeepSeekMoE), run as one MLP of
+    # num_shared_experts * expert_d_ff.
+    num_shared_experts: int = 0
+    # Leading layers that keep the dense feed-forward block of d_ff (DeepSeek: 1).
+    first_dense_layers: int = 0
+    # Router scores: `softmax` over experts (Mixtral, DeepSeek-V2) or `sigmoid` (DeepSeek-V3).
+    router_scores: str = "softmax"
+    # Rescale each token's top-k scores to sum to 1 (Mixtral: True; DeepSeek-V2: False).
+    router_renormalize: bool = True
+    # Multiplier on the routed experts' combined output (DeepSeek routed_scaling_factor).
+    router_scale: float = 1.0
+    # `dropless` (tokens sorted by expert, jax.lax.ragged_dot; none dropped) or `capacity`
+    # (GShard/Switch one-hot dispatch with a fixed capacity per expert; overflow dropped).
+    moe_dispatch: str = "dropless"
+    # Capacity per expert and sequence, as a multiple of the even share
+    # experts_per_token * length / num_experts (capacity dispatch only).
+    capacity_factor: float = 1.25
+    # Weights of the auxiliary losses added to the training loss: the Switch/GShard
+    # load-balancing loss (1 at uniform routing) and the router z-loss (ST-MoE).
+    load_balance_loss_weight: float = 0.01
+    router_z_loss_weight: float = 0.001
     # Compute dtype: `auto` = bfloat16 on GPU/TPU, float32 on CPU (resolved when the model
     # is built, from jax.default_backend()); softmax, logits and losses stay float32.
     dtype: str = "auto"
@@ -146,6 +177,21 @@ class ModelConfig:
         return self.d_model // self.num_heads if self.head_dim is None else self.head_dim
 
     @property
+    def is_moe(self) -> bool:
+        """Whether feed-forward blocks after first_dense_layers are mixtures of experts."""
+        return self.num_experts > 0
+
+    @property
+    def expert_hidden(self) -> int:
+        """Hidden size of each routed (and shared) expert, resolved."""
+        return self.expert_d_ff or self.d_ff
+
+    @property
+    def moe_layers(self) -> int:
+        """Number of layers whose feed-forward block is a mixture of experts."""
+        return self.num_layers - self.first_dense_layers if self.is_moe else 0
+
+    @property
     def encoder_layers(self) -> int:
         """Encoder layers of an encoder_decoder (num_layers when 0)."""
         return self.num_encoder_layers or self.num_layers
@@ -187,6 +233,8 @@ def _validate(c: ModelConfig) -> list[str]:
         ("remat", REMATS),
         ("encoder_head", ENCODER_HEADS),
         ("attention_impl", ATTENTION_IMPLS),
+        ("router_scores", ROUTER_SCORES),
+        ("moe_dispatch", MOE_DISPATCHES),
         ("dtype", COMPUTE_DTYPES),
         ("param_dtype", DTYPES),
     ):
@@ -203,6 +251,10 @@ def _validate(c: ModelConfig) -> list[str]:
         "num_decoder_layers",
         "type_vocab_size",
         "attention_window",
+        "num_experts",
+        "expert_d_ff",
+        "num_shared_experts",
+        "first_dense_layers",
     ):
         v = getattr(c, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -261,8 +313,43 @@ def _validate(c: ModelConfig) -> list[str]:
             "attention_impl='cudnn' needs dtype bfloat16 or float16 (cuDNN's fused attention "
             "has no float32 kernel); use attention_impl='xla' for float32"
         )
+    errors.extend(_validate_moe(c))
     if c.norm_eps <= 0:
         errors.append(f"norm_eps={c.norm_eps} must be positive")
     if c.position == "sinusoidal" and c.d_model % 2:
         errors.append(f"sinusoidal positions need an even d_model, got {c.d_model}")
+    return errors
+
+
+def _validate_moe(c: ModelConfig) -> list[str]:
+    if not c.is_moe:
+        return []
+    errors = []
+    if c.family != "decoder":
+        errors.append(
+            f"num_experts={c.num_experts} is for family='decoder' (Mixtral/DeepSeek), not "
+            f"{c.family!r}; set num_experts=0"
+        )
+    k = c.experts_per_token
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= c.num_experts:
+        errors.append(
+            f"experts_per_token={k!r} must be an integer in [1, num_experts={c.num_experts}]"
+        )
+    if c.first_dense_layers >= c.num_layers:
+        errors.append(
+            f"first_dense_layers={c.first_dense_layers} leaves no MoE layer of "
+            f"num_layers={c.num_layers}; use fewer dense layers or num_experts=0"
+        )
+    if c.use_bias:
+        errors.append(
+            "num_experts > 0 needs use_bias=False: the router and the experts have no biases "
+            "(as in Mixtral and DeepSeek)"
+        )
+    if c.capacity_factor <= 0:
+        errors.append(f"capacity_factor={c.capacity_factor} must be positive")
+    if c.router_scale <= 0:
+        errors.append(f"router_scale={c.router_scale} must be positive")
+    for name in ("load_balance_loss_weight", "router_z_loss_weight"):
+        if getattr(c, name) < 0:
+            errors.append(f"{name}={getattr(c, name)} must be >= 0")
     return errors

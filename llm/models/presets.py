@@ -221,6 +221,56 @@ def llama_7b() -> ConfigDict:
     return _llama(4096, 32, 32, 32, 11008)
 
 
+def mixtral_8x7b() -> ConfigDict:
+    """Mixtral 8x7B (Jiang et al. 2024): Mistral 7B's shape with 8 SwiGLU experts, top-2.
+
+    32 layers, d 4096, 32 heads with 8 KV heads, experts of 14336, rope theta 1e6,
+    32k context; 46.7B parameters, 12.9B active. Routing as Hugging Face's Mixtral:
+    softmax over the 8 experts, top 2, renormalised; load-balancing loss weight 0.02
+    (router_aux_loss_coef of the released config).
+    """
+    return _llama(4096, 32, 32, 8, 14336) | dict(
+        max_len=32768,
+        rope_theta=1e6,
+        norm_eps=1e-5,
+        num_experts=8,
+        experts_per_token=2,
+        router_scores="softmax",
+        router_renormalize=True,
+        load_balance_loss_weight=0.02,
+        router_z_loss_weight=0.0,
+    )
+
+
+def deepseek_v2_lite() -> ConfigDict:
+    """DeepSeek-V2-Lite (DeepSeek-AI 2024): 27 layers, d 2048, 64 fine-grained experts.
+
+    Each MoE layer has 64 routed experts of 1408 (top 6, softmax scores, not
+    renormalised) and 2 shared experts; the first layer is dense (d_ff 10944); vocab
+    102400; 15.7B parameters, 2.4B active. Attention differs from the paper: DeepSeek's
+    multi-head latent attention (MLA: a 512-dim compressed KV, decoupled rotary keys) is
+    replaced by grouped-query attention with 16 heads of 128 and 4 KV heads, which
+    caches 1024 values per token and layer (MLA 576, MHA 4096) and has 10.5M attention
+    parameters per layer (MLA 13.8M); the totals stay within 1% and 2% of the paper's.
+    """
+    return _llama(2048, 27, 16, 4, 10944) | dict(
+        vocab_size=102400,
+        head_dim=128,
+        max_len=4096,
+        num_experts=64,
+        experts_per_token=6,
+        expert_d_ff=1408,
+        num_shared_experts=2,
+        first_dense_layers=1,
+        router_scores="softmax",
+        router_renormalize=False,
+        router_scale=1.0,
+        # DeepSeek-V2's expert-level balance factor alpha_1; no z-loss.
+        load_balance_loss_weight=0.001,
+        router_z_loss_weight=0.0,
+    )
+
+
 PRESETS: dict[str, Callable[[], ConfigDict]] = {
     f.__name__: f
     for f in (
@@ -242,6 +292,8 @@ PRESETS: dict[str, Callable[[], ConfigDict]] = {
         gpt3_175b,
         llama_1b,
         llama_7b,
+        mixtral_8x7b,
+        deepseek_v2_lite,
     )
 }
 
@@ -264,6 +316,14 @@ PAPER_PARAMS: dict[str, float] = {
     "gpt3_13b": 13e9,
     "gpt3_175b": 175e9,
     "llama_7b": 6.7e9,
+    "mixtral_8x7b": 46.7e9,
+    "deepseek_v2_lite": 15.7e9,
+}
+
+# Parameters each token uses (mixture-of-experts papers report both).
+PAPER_ACTIVE_PARAMS: dict[str, float] = {
+    "mixtral_8x7b": 12.9e9,
+    "deepseek_v2_lite": 2.4e9,
 }
 
 
@@ -281,6 +341,10 @@ def get_preset(name: str, **overrides: Any) -> ConfigDict:
     return d
 
 
+def _diff(n: int, paper: float | None) -> float | None:
+    return None if paper is None else n / paper - 1.0
+
+
 def param_table() -> list[tuple[str, int, float | None, float | None]]:
     """(name, counted params, paper params or None, relative difference or None) per preset."""
     from llm.models import count_params  # late: presets are plain data
@@ -289,17 +353,34 @@ def param_table() -> list[tuple[str, int, float | None, float | None]]:
     for name in PRESETS:
         n = count_params(get_preset(name, scan_layers=True))
         paper = PAPER_PARAMS.get(name)
-        rows.append((name, n, paper, None if paper is None else n / paper - 1.0))
+        rows.append((name, n, paper, _diff(n, paper)))
     return rows
 
 
-def main() -> None:
-    """Prints the parameter table."""
-    print(f"{'config':<12} {'params':>16} {'paper':>10} {'diff':>8}")
-    for name, n, paper, diff in param_table():
+def active_param_table() -> list[tuple[str, int, float, float]]:
+    """(name, counted active params, paper's active params, relative difference), MoE presets."""
+    from llm.models import count_active_params  # late: presets are plain data
+
+    rows = []
+    for name, paper in PAPER_ACTIVE_PARAMS.items():
+        n = count_active_params(get_preset(name, scan_layers=True))
+        rows.append((name, n, paper, _diff(n, paper)))
+    return rows
+
+
+def _print_rows(title: str, rows: list[tuple[str, int, float | None, float | None]]) -> None:
+    print(f"{'config':<17} {title:>16} {'paper':>10} {'diff':>8}")
+    for name, n, paper, diff in rows:
         paper_s = "-" if paper is None else f"{paper / 1e6:,.0f}M"
         diff_s = "-" if diff is None else f"{100 * diff:+.1f}%"
-        print(f"{name:<12} {n:>16,} {paper_s:>10} {diff_s:>8}")
+        print(f"{name:<17} {n:>16,} {paper_s:>10} {diff_s:>8}")
+
+
+def main() -> None:
+    """Prints the parameter table, then the active parameters of the MoE presets."""
+    _print_rows("params", param_table())
+    print()
+    _print_rows("active params", active_param_table())
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from llm.models.layers import (
     make_norm,
     param_with_axes,
 )
+from llm.models.moe import MoE
 from llm.models.positions import LearnedPositions, sinusoidal
 
 Batch = Mapping[str, jax.Array]
@@ -40,6 +41,8 @@ class Block(nn.Module):
     deterministic: bool = True
     decode: bool = False
     causal: bool = False
+    # A mixture of experts (llm/models/moe.py) instead of the dense feed-forward block.
+    moe: bool = False
 
     def _sublayer(self, x_BxLxD: jax.Array, fn, name: str) -> jax.Array:
         norm = make_norm(self.cfg, name=f"{name}_norm")
@@ -80,12 +83,17 @@ class Block(nn.Module):
             x_BxLxD = self._sublayer(
                 x_BxLxD, lambda h: cross_attn(h, encoded_BxSxD, cross_mask), "cross_attn"
             )
-        x_BxLxD = self._sublayer(x_BxLxD, MLP(cfg, name="mlp"), "mlp")
+        ffn = MoE(cfg, name="moe") if self.moe else MLP(cfg, name="mlp")
+        x_BxLxD = self._sublayer(x_BxLxD, ffn, "mlp")
         return constrain(x_BxLxD, ACT_BLD), None
 
 
 class Stack(nn.Module):
-    """num_layers Blocks, unrolled (layers_0, layers_1, ...) or scanned ('layers' axis)."""
+    """num_layers Blocks, unrolled (layers_0, layers_1, ...) or scanned ('layers' axis).
+
+    An MoE model's first_dense_layers dense layers come first, always unrolled
+    (dense_layers_0, ...); its MoE layers are `layers`, so both keep one homogeneous scan.
+    """
 
     cfg: ModelConfig
     num_layers: int
@@ -117,24 +125,36 @@ class Stack(nn.Module):
             )
             block = nn.remat(block, policy=policy, prevent_cse=not cfg.scan_layers)
         args = (self_mask, rope_positions_BxL, encoded_BxSxD, cross_mask, cache_index)
+        dense_first = cfg.first_dense_layers if cfg.is_moe else 0
+        for i in range(dense_first):
+            x_BxLxD, _ = block(
+                cfg, self.cross, deterministic, decode, causal=self.causal, name=f"dense_layers_{i}"
+            )(x_BxLxD, *args)
+        num_layers, moe = self.num_layers - dense_first, cfg.is_moe
         if cfg.scan_layers:
             scanned = nn.scan(
                 block,
                 # Scanned cache leaves are [layers, B, ...]: llm.decode reorders beams
                 # along the batch axis 1 for them (cache_batch_axis).
-                variable_axes={"params": 0, "cache": 0},
+                variable_axes={"params": 0, "cache": 0, "moe": 0},
                 split_rngs={"params": True, "dropout": True},
                 in_axes=(nn.broadcast,) * len(args),
-                length=self.num_layers,
+                length=num_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
             x_BxLxD, _ = scanned(
-                cfg, self.cross, deterministic, decode, causal=self.causal, name="layers"
+                cfg, self.cross, deterministic, decode, causal=self.causal, moe=moe, name="layers"
             )(x_BxLxD, *args)
         else:
-            for i in range(self.num_layers):
+            for i in range(num_layers):
                 x_BxLxD, _ = block(
-                    cfg, self.cross, deterministic, decode, causal=self.causal, name=f"layers_{i}"
+                    cfg,
+                    self.cross,
+                    deterministic,
+                    decode,
+                    causal=self.causal,
+                    moe=moe,
+                    name=f"layers_{i}",
                 )(x_BxLxD, *args)
         return x_BxLxD
 

@@ -12,6 +12,9 @@ def default_mesh_config(rules: str = "fsdp") -> ml_collections.ConfigDict:
     # take the remaining devices. The batch is split over data x fsdp.
     c.data = -1
     c.fsdp = 1
+    # Expert parallelism: each expert shard holds num_experts / expert of an MoE layer's
+    # experts (a data-parallel axis for everything else).
+    c.expert = 1
     c.tensor = 1
     # Logical-axis rules: a preset ('dp', 'fsdp', 'fsdp_tp'; see llm/parallel/rules.py)
     # or a list of (logical_axis, mesh_axes) pairs.

@@ -1,4 +1,4 @@
-"""Device mesh with the axes `data`, `fsdp` and `tensor`, sized from config."""
+"""Device mesh with the axes `data`, `fsdp`, `expert` and `tensor`, sized from config."""
 
 from __future__ import annotations
 
@@ -11,13 +11,19 @@ from jax.sharding import AxisType, Mesh
 
 from llm.errors import ConfigError
 
-MESH_AXES = ("data", "fsdp", "tensor")
+# Outermost to innermost: tensor parallelism, the most talkative, gets the closest devices.
+MESH_AXES = ("data", "fsdp", "expert", "tensor")
+# Axes a config written before they existed may lack; they default to size 1.
+_OPTIONAL_AXES = ("expert",)
 
 
 def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int, ...]:
-    """Returns the (data, fsdp, tensor) sizes with one -1 entry filled from `num_devices`."""
+    """Returns the (data, fsdp, expert, tensor) sizes with one -1 entry filled from `num_devices`."""
     shape = []
     for axis in MESH_AXES:
+        if axis not in sizes and axis in _OPTIONAL_AXES:
+            shape.append(1)
+            continue
         if axis not in sizes:
             raise ConfigError(f"config.mesh.{axis} is missing; set it to a size or -1 to fill.")
         size = int(sizes[axis])
@@ -43,7 +49,7 @@ def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int,
     elif known != num_devices:
         raise ConfigError(
             f"Mesh {dict(zip(MESH_AXES, shape, strict=True))} has {known} devices but {num_devices} are "
-            f"available; make the product of config.mesh.data/fsdp/tensor equal {num_devices} "
+            f"available; make the product of config.mesh.data/fsdp/expert/tensor equal {num_devices} "
             "or set one of them to -1."
         )
     return tuple(shape)
@@ -62,7 +68,7 @@ def _device_grid(shape: tuple[int, ...], devices: Sequence[jax.Device]) -> np.nd
             )
         per_slice = (shape[0] // len(slices), *shape[1:])
         return mesh_utils.create_hybrid_device_mesh(
-            per_slice, (len(slices), 1, 1), devices, allow_split_physical_axes=True
+            per_slice, (len(slices), 1, 1, 1), devices, allow_split_physical_axes=True
         )
     # Splitting physical axes lets a 4x4x4 TPU slice hold mesh axes of size 2 or 8.
     return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)

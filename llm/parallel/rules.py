@@ -8,18 +8,28 @@ from llm.errors import ConfigError
 
 LogicalRules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 
-# The batch is split over every data-parallel axis; FSDP shards parameters
-# along `embed`; tensor parallelism splits heads, MLP and vocabulary.
-_BATCH = ("act_batch", ("data", "fsdp"))
+# The batch is split over every data-parallel axis, `expert` included: outside the MoE
+# blocks the expert axis is data parallelism (as in GShard and MaxText). FSDP shards
+# parameters along `embed`; tensor parallelism splits heads, MLP and vocabulary; expert
+# parallelism puts each expert's weights, and the tokens routed to it, on one `expert`
+# shard. Dispatched MoE activations keep their batch on the other data axes.
+_BATCH = ("act_batch", ("data", "fsdp", "expert"))
+_EXPERT = (
+    ("expert", "expert"),
+    ("act_expert", "expert"),
+    ("act_expert_batch", ("data", "fsdp")),
+)
 
 PRESETS: dict[str, LogicalRules] = {
-    "dp": (_BATCH,),
+    "dp": (_BATCH, *_EXPERT),
     "fsdp": (
         _BATCH,
+        *_EXPERT,
         ("embed", "fsdp"),
     ),
     "fsdp_tp": (
         _BATCH,
+        *_EXPERT,
         ("embed", "fsdp"),
         ("vocab", "tensor"),
         ("mlp", "tensor"),

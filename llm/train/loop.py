@@ -6,7 +6,7 @@ import collections
 import json
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -34,6 +34,21 @@ from llm.train.summary import bound_line, startup_summary
 
 # Train steps dispatched ahead of the one the host waits for.
 _IN_FLIGHT = 2
+
+
+def moe_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The step's 'moe/...' metrics as scalars; expert load as moe/layer{i}/expert{e}."""
+    out = {}
+    for key, value in metrics.items():
+        if not key.startswith("moe/"):
+            continue
+        value = np.asarray(jax.device_get(value))
+        if key == "moe/expert_load":
+            for layer, row in enumerate(value):
+                out.update({f"moe/layer{layer}/expert{e}": float(x) for e, x in enumerate(row)})
+        else:
+            out[key] = float(value)
+    return out
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -202,6 +217,7 @@ class Trainer:
                         "nonfinite_total": float(metrics["nonfinite_total"]),
                         # The rate of this step's update (optax counts updates from 0).
                         "learning_rate": float(schedule(step - 1)),
+                        **moe_scalars(metrics),
                     }
                     _check_nonfinite(int(metrics["nonfinite_in_row"]), step, cfg)
                     elapsed = time.perf_counter() - t0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -28,6 +30,56 @@ def _terms(
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
     return model.apply(
         {"params": params}, batch, deterministic=deterministic, method="loss_terms", rngs=rngs
+    )
+
+
+def _terms_and_aux(
+    params: Any, batch: Batch, dropout_rng: jax.Array, *, model: nn.Module
+) -> tuple[dict[str, tuple[jax.Array, jax.Array, jax.Array]], jax.Array, dict[str, jax.Array]]:
+    """Training loss terms, the auxiliary loss the model sows ('moe') and its metrics."""
+    terms, sown = model.apply(
+        {"params": params},
+        batch,
+        deterministic=False,
+        method="loss_terms",
+        rngs={"dropout": dropout_rng},
+        mutable=["moe"],
+    )
+    aux, metrics = moe_summary(sown.get("moe", {}))
+    return terms, aux, metrics
+
+
+def moe_summary(sown: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(sum of the layers' weighted aux losses, 'moe/...' metrics) from the 'moe' collection.
+
+    Scalars are means over MoE layers; 'moe/expert_load' is [layers, experts] in layer order.
+    """
+    by_name: dict[str, list[jax.Array]] = {}
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(sown))
+    for path in sorted(flat, key=_natural_key):
+        # Sown values are tuples; scanned layers stack them on a leading layer axis.
+        for value in flat[path]:
+            by_name.setdefault(path[-1], []).append(value)
+    if not by_name:
+        return jnp.zeros((), jnp.float32), {}
+    num_experts = by_name["expert_load"][0].shape[-1]
+    metrics = {
+        f"moe/{name}": jnp.mean(jnp.concatenate([jnp.ravel(v) for v in values]))
+        for name, values in by_name.items()
+        if name not in ("aux_loss", "expert_load")
+    }
+    metrics["moe/expert_load"] = jnp.concatenate(
+        [v.reshape(-1, num_experts) for v in by_name["expert_load"]]
+    )
+    aux = sum(jnp.sum(v) for v in by_name["aux_loss"])
+    metrics["moe/aux_loss"] = aux
+    return aux, metrics
+
+
+def _natural_key(path: tuple[str, ...]) -> tuple:
+    """Sorts layers_10 after layers_9."""
+    return tuple(
+        tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", part)) for part in path
     )
 
 
@@ -84,18 +136,21 @@ def train_step(
     A step whose loss, gradients or updated parameters are not finite changes nothing but
     the counters.
     The dropout key is derived from (seed, step, microbatch) for exact resume.
+    Auxiliary losses the model sows into its 'moe' collection (MoE load balancing and
+    router z-loss, already weighted) are added to the loss; their values are in the
+    metrics as 'moe/...'.
     """
     step_rng = jax.random.fold_in(jax.random.key(seed), state.step)
     totals = _weight_sums(state.params, batch, model=model)
 
     def loss_fn(params, micro, rng):
-        sums = _term_sums(
-            _terms(params, micro, rng, model=model, deterministic=False),
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
-        )
+        terms, aux, aux_metrics = _terms_and_aux(params, micro, rng, model=model)
+        sums = _term_sums(terms, label_smoothing=label_smoothing, z_loss=z_loss)
         loss = sum(sums[f"{n}/loss_sum"] / jnp.maximum(w, 1.0) for n, w in totals.items())
-        return loss, sums
+        # Auxiliary losses and their metrics are per-microbatch means: summed over the
+        # accumulation they average.
+        sums.update({k: v / microbatches for k, v in aux_metrics.items()})
+        return loss + aux / microbatches, sums
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if microbatches == 1:

@@ -17,14 +17,35 @@ from llm.parallel.sharding import logical_to_shardings
 
 
 def test_fill_axis_takes_remaining_devices():
-    assert resolve_mesh_shape({"data": -1, "fsdp": 2, "tensor": 1}, 8) == (4, 2, 1)
-    assert resolve_mesh_shape({"data": 1, "fsdp": -1, "tensor": 4}, 8) == (1, 2, 4)
+    # (data, fsdp, expert, tensor); a config without `expert` (written before it existed)
+    # gets 1.
+    assert resolve_mesh_shape({"data": -1, "fsdp": 2, "tensor": 1}, 8) == (4, 2, 1, 1)
+    assert resolve_mesh_shape({"data": 1, "fsdp": -1, "tensor": 4}, 8) == (1, 2, 1, 4)
+    assert resolve_mesh_shape({"data": 2, "fsdp": 1, "expert": -1, "tensor": 1}, 8) == (
+        2,
+        1,
+        4,
+        1,
+    )
 
 
 def test_mesh_uses_all_devices_with_named_axes():
     mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
-    assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "expert": 1, "tensor": 2}
     assert mesh.devices.size == jax.device_count() == 8
+
+
+def test_expert_axis_shards_experts_and_splits_the_batch():
+    mesh = make_mesh({"data": 2, "fsdp": 1, "expert": 4, "tensor": 1})
+    rules = resolve_rules("fsdp")
+    specs = {"wi": PartitionSpec("expert", "embed", "mlp"), "router": PartitionSpec("embed")}
+    shardings = logical_to_shardings(specs, mesh, rules)
+    assert shardings["wi"].spec == PartitionSpec("expert", "fsdp", None)
+    assert shardings["router"].spec == PartitionSpec("fsdp")
+    # Outside the experts, the expert axis is data parallelism.
+    assert batch_sharding(mesh, rules).spec == PartitionSpec(("data", "fsdp", "expert"))
+    with pytest.raises(ValueError, match="data-parallel size 8"):
+        check_batch_size(4, mesh, rules)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +92,7 @@ def test_indivisible_parameter_dimension_is_named():
 def test_batch_split_over_data_and_fsdp():
     mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
     rules = resolve_rules("fsdp_tp")
-    assert batch_sharding(mesh, rules).spec == PartitionSpec(("data", "fsdp"))
+    assert batch_sharding(mesh, rules).spec == PartitionSpec(("data", "fsdp", "expert"))
     check_batch_size(8, mesh, rules)
     with pytest.raises(
         ValueError, match="batch_size=6 is not divisible by the data-parallel size 4"
