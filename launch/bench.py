@@ -1,9 +1,14 @@
-"""Benchmarks: `python -m launch.bench [--suite=models|cpu_goal|data|decode|all] [--out=FILE]`.
+"""Benchmarks: `python -m launch.bench [--suite=models|cpu_goal|moe|data|decode|all] [--out=FILE]`.
 
 models:   per family at a small size, training tokens/s, MFU against the matmul peak
           measured in the same run, and compile time with scanned vs unrolled layers.
 cpu_goal: issue #8's CPU target, a 6-layer d_model 384 decoder (T=256, batch 8,
           vocab 8192, fp32) against the measured peak.
+moe:      a mixture-of-experts decoder (4 layers, d_model 256, vocab 8192, 8 SwiGLU experts
+          of 352, top-2; T=256, batch 8, fp32) against the dense decoder of the same active
+          size (SwiGLU d_ff 704, models' llama row), dispatch dropless and capacity (factors
+          1.25, 2.0): params, active params, tokens/s and MFU of the active FLOPs against
+          the measured peak, and the fraction of assignments capacity drops at init.
 data:     the grain pipeline's packed-LM tokens/s next to what the training step consumes.
 decode:   new tokens/s with and without the KV cache, beam 4 vs greedy.
 gpu:      (NVIDIA GPU only, not part of 'all') GPT-2 124M (T=1024, batch 32) and GPT-3 XL
@@ -21,7 +26,10 @@ from absl import flags
 from launch.cli import run_main
 
 _SUITE = flags.DEFINE_enum(
-    "suite", "all", ["models", "cpu_goal", "data", "decode", "gpu", "all"], "What to measure."
+    "suite",
+    "all",
+    ["models", "cpu_goal", "moe", "data", "decode", "gpu", "all"],
+    "What to measure.",
 )
 _OUT = flags.DEFINE_string("out", "", "Also write the results as JSON to this file.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps per configuration.")

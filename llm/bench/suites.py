@@ -7,9 +7,9 @@ from typing import Any
 
 import jax
 
-from llm import flops
+from llm import flops, models
 from llm.bench.peak import measure_matmul_peak
-from llm.bench.training import benchmark_training, compile_seconds
+from llm.bench.training import benchmark_training, compile_seconds, measure_training
 from llm.models.config import ModelConfig
 
 # Small members of each family, sized for a CPU run of a few minutes.
@@ -65,6 +65,15 @@ CPU_GOAL = ModelConfig(
     num_layers=6,
     max_len=256,
 )
+
+
+# --suite=moe: the dense decoder is SMALL's llama (4 layers, d_model 256, SwiGLU d_ff 704,
+# vocab 8192); the MoE replaces each feed-forward block by 8 SwiGLU experts of 352, top-2,
+# so a token passes through 2 x 352 = 704 hidden units, as in the dense model. Active
+# parameters differ only by the routers: num_layers * d_model * num_experts (8192, +0.2%).
+MOE_DENSE = SMALL["llama (decoder)"][0]
+MOE = MOE_DENSE.replace(num_experts=8, experts_per_token=2, expert_d_ff=MOE_DENSE.d_ff // 2)
+MOE_SHAPE = dict(batch_size=8, seq_len=256)
 
 
 # Issue #8's GPU goals (bf16, one GPU): >= 45% MFU for GPT-2 124M, >= 60% for a ~1B decoder.
@@ -147,6 +156,46 @@ def run_cpu_goal(steps: int, peak: float) -> list[dict[str, Any]]:
     return [dataclasses.asdict(result)]
 
 
+def run_moe(
+    steps: int,
+    peak: float,
+    dense: ModelConfig = MOE_DENSE,
+    moe: ModelConfig = MOE,
+    shape: dict[str, int] = MOE_SHAPE,
+    capacity_factors: tuple[float, ...] = (1.25, 2.0),
+) -> list[dict[str, Any]]:
+    """Dense vs MoE (dropless, then capacity per factor): tokens/s and MFU of active FLOPs.
+
+    `flops_per_token` counts what a token is routed through (llm/flops.py), not capacity
+    padding nor the dispatch einsums, so a dispatch's overhead shows as lower MFU.
+    `dropped_fraction` is the train step's 'moe/dropped_fraction' at the initial params
+    (mean over MoE layers).
+    """
+    cases = [(f"dense d_ff {dense.d_ff}", dense, None)]
+    cases.append(("moe dropless", moe.replace(moe_dispatch="dropless"), None))
+    for factor in capacity_factors:
+        capacity = moe.replace(moe_dispatch="capacity", capacity_factor=factor)
+        cases.append((f"moe capacity {factor:g}", capacity, factor))
+    rows: list[dict[str, Any]] = []
+    for name, cfg, factor in cases:
+        result, metrics = measure_training(
+            name, cfg, steps=steps, peak_flops_per_device=peak, **shape
+        )
+        measured = dataclasses.asdict(result)
+        row = {
+            "name": name,
+            "dispatch": cfg.moe_dispatch if cfg.is_moe else "dense",
+            "capacity_factor": factor,
+            "params": measured.pop("params"),
+            "active_params": models.count_active_params(cfg),
+            **{k: v for k, v in measured.items() if k != "name"},
+            "dropped_fraction": metrics.get("moe/dropped_fraction"),
+        }
+        row["vs_dense"] = row["tokens_per_sec"] / rows[0]["tokens_per_sec"] if rows else 1.0
+        rows.append(row)
+    return rows
+
+
 def run_data(consumed_tokens_per_sec: float | None) -> list[dict[str, Any]]:
     """Packed-LM pipeline tokens/s on tiny_grammar, next to the training step's consumption."""
     from llm.bench.pipeline import benchmark_pipeline
@@ -179,6 +228,8 @@ def run(suite: str, *, steps: int = 5) -> dict[str, list[dict[str, Any]]]:
         results["models"] = run_models(steps, peak)
     if suite in ("cpu_goal", "all"):
         results["cpu_goal"] = run_cpu_goal(steps, peak)
+    if suite in ("moe", "all"):
+        results["moe"] = run_moe(steps, peak)
     if suite in ("data", "all"):
         consumed = results.get("models", [{}])[0].get("tokens_per_sec")
         results["data"] = run_data(consumed)
@@ -190,8 +241,10 @@ def run(suite: str, *, steps: int = 5) -> dict[str, list[dict[str, Any]]]:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        return f"{value:.3g}" if abs(value) < 1e3 else f"{value:,.0f}"
     return str(value)
 
 

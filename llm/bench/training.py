@@ -103,6 +103,31 @@ def benchmark_training(
     devices: Sequence[jax.Device] | None = None,
 ) -> TrainBenchmark:
     """Compiles, warms up and times `steps` AdamW train steps on one synthetic batch."""
+    result, _ = measure_training(
+        name,
+        cfg,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        target_len=target_len,
+        steps=steps,
+        peak_flops_per_device=peak_flops_per_device,
+        devices=devices,
+    )
+    return result
+
+
+def measure_training(
+    name: str,
+    cfg: ModelConfig,
+    *,
+    batch_size: int,
+    seq_len: int,
+    target_len: int | None = None,
+    steps: int = 5,
+    peak_flops_per_device: float,
+    devices: Sequence[jax.Device] | None = None,
+) -> tuple[TrainBenchmark, dict[str, float]]:
+    """`benchmark_training`, plus the scalar metrics of the warm-up step (the initial params)."""
     devices = list(devices or jax.devices()[:1])
     program, batch = _program(cfg, batch_size, seq_len, target_len, devices)
     state = program.init_state()
@@ -112,6 +137,7 @@ def benchmark_training(
         compile_s = time.perf_counter() - t0
         state, metrics = compiled(state, batch)
         jax.block_until_ready(metrics)
+        first_metrics = {k: float(v) for k, v in metrics.items() if np.ndim(v) == 0}
         t0 = time.perf_counter()
         for _ in range(steps):
             state, metrics = compiled(state, batch)
@@ -119,7 +145,7 @@ def benchmark_training(
         step_s = (time.perf_counter() - t0) / steps
     tokens_per_sec = batch_size * (target_len or seq_len) / step_s
     per_token = flops.train_flops_per_token(cfg, seq_len, target_len)
-    return TrainBenchmark(
+    result = TrainBenchmark(
         name=name,
         params=sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state.params)),
         tokens_per_sec=tokens_per_sec,
@@ -128,3 +154,4 @@ def benchmark_training(
         flops_per_token=per_token,
         mfu=flops.mfu(tokens_per_sec, per_token, peak_flops_per_device * len(devices)),
     )
+    return result, first_metrics

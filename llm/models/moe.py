@@ -96,21 +96,22 @@ def capacity_dispatch(
 ) -> tuple[jax.Array, jax.Array]:
     """GShard dispatch within each sequence; returns (y_BxLxD, dropped fraction).
 
-    Assignments claim slots in order of choice rank (every token's first choice before
-    any second choice), then position, as in GShard: overflow drops low-ranked choices first.
+    Assignments claim their experts' slots in position order (all of token 0's, then
+    token 1's, ...), so whether a token is dropped depends only on earlier tokens and the
+    block stays causal. GShard's priority by choice rank (every first choice before any
+    second choice) would let a later token's first choice evict an earlier token's
+    second choice: information flowing backwards in a decoder.
     """
     b, length, _ = x_BxLxD.shape
     num_experts, k = cfg.num_experts, cfg.experts_per_token
     capacity = capacity_of(cfg, length)
-    # [B, k*L, E] in rank-major order: rank 0 of every position, then rank 1, ...
-    onehot_BxKLxE = jax.nn.one_hot(
-        jnp.swapaxes(experts_BxLxK, 1, 2).reshape(b, k * length), num_experts, dtype=jnp.int32
+    onehot_BxAxE = jax.nn.one_hot(
+        experts_BxLxK.reshape(b, length * k), num_experts, dtype=jnp.int32
     )
-    slot_BxKLxE = jnp.cumsum(onehot_BxKLxE, axis=1) * onehot_BxKLxE - 1
-    slot_BxKL = jnp.max(slot_BxKLxE, axis=-1)
-    kept_BxKL = slot_BxKL < capacity
-    slot_BxLxK = jnp.swapaxes(slot_BxKL.reshape(b, k, length), 1, 2)
-    kept_BxLxK = jnp.swapaxes(kept_BxKL.reshape(b, k, length), 1, 2)
+    # Slot of each assignment in its expert: how many earlier assignments chose that expert.
+    slot_BxA = jnp.sum((jnp.cumsum(onehot_BxAxE, axis=1) - 1) * onehot_BxAxE, axis=-1)
+    kept_BxLxK = (slot_BxA < capacity).reshape(b, length, k)
+    slot_BxLxK = slot_BxA.reshape(b, length, k)
     dtype = x_BxLxD.dtype
     # Dropped assignments get the out-of-range slot `capacity`: one_hot gives them zeros.
     slot_BxLxK = jnp.where(kept_BxLxK, slot_BxLxK, capacity)

@@ -66,6 +66,8 @@ class Candidate:
         return [
             ("mesh.data", str(self.data)),
             ("mesh.fsdp", str(self.fsdp)),
+            # The planner does not search expert parallelism (yet): experts are FSDP-sharded.
+            ("mesh.expert", "1"),
             ("mesh.tensor", str(self.tensor)),
             ("mesh.rules", RULES),
             ("model.remat", self.remat),

@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from llm import models
 from llm.data.config import sequence_lengths
 from llm.parallel.sharding import data_parallel_size
 from llm.train.program import TrainProgram
@@ -78,29 +79,44 @@ def startup_summary(
     processes = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
     axes = " ".join(f"{name}={size}" for name, size in mesh.shape.items())
     n_params = count_params(program.abstract_state.params)
+    mcfg = program.model_cfg
+    moe = (
+        f"; {mcfg.moe_layers} MoE layers of {mcfg.num_experts} experts, top {mcfg.experts_per_token}"
+        f" ({mcfg.moe_dispatch}), {format_count(models.count_active_params(mcfg))} active"
+        if mcfg.is_moe
+        else ""
+    )
     resume = f"; resuming from step {resume_step}" if resume_step is not None else ""
     lines = [
         f"Training {experiment or 'a config'} (full config: {workdir / 'config.json'})",
         f"  model      {program.model_cfg.family}, {format_count(n_params)} parameters "
-        f"({n_params:,})",
+        f"({n_params:,}){moe}",
         f"  devices    {mesh.size} {platform}{processes}; mesh {axes}; rules {_rules(config.mesh.rules)}",
         f"  batch      {tcfg.batch_size} global, {per_device} per device ({split}){micro}; "
         f"{tokens:,} tokens per step ({tcfg.batch_size} x {row})",
         f"  optimizer  {tcfg.optimizer}, peak lr {tcfg.learning_rate:g}, {_schedule(tcfg)}",
-        *_loss_lines(tcfg),
+        *_loss_lines(tcfg, mcfg),
         f"  workdir    {workdir}{resume}",
     ]
     return "\n".join(lines)
 
 
-def _loss_lines(tcfg: ml_collections.ConfigDict) -> list[str]:
+def _loss_lines(tcfg: ml_collections.ConfigDict, mcfg: models.ModelConfig) -> list[str]:
     """Says that the logged train loss is not the NLL eval/loss is, where it differs."""
-    if not tcfg.label_smoothing:
-        return []
-    return [
-        f"  loss       train 'loss' is label-smoothed ({tcfg.label_smoothing:g}) cross-entropy "
-        "minus the smoothed targets' entropy; eval/loss is plain NLL (perplexity = exp)"
-    ]
+    lines = []
+    if tcfg.label_smoothing:
+        lines.append(
+            f"  loss       train 'loss' is label-smoothed ({tcfg.label_smoothing:g}) "
+            "cross-entropy minus the smoothed targets' entropy; eval/loss is plain NLL "
+            "(perplexity = exp)"
+        )
+    if mcfg.is_moe:
+        lines.append(
+            "  loss       train 'loss' includes the MoE auxiliary losses (moe/aux_loss: "
+            f"load balance x {mcfg.load_balance_loss_weight:g} + router z x "
+            f"{mcfg.router_z_loss_weight:g}); eval/loss is the LM's NLL alone"
+        )
+    return lines
 
 
 def loss_bound(config: ml_collections.ConfigDict) -> float | None:
