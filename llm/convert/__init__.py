@@ -1,4 +1,5 @@
-"""Hugging Face interop: safetensors checkpoints of GPT-2, LLaMA, BERT and Marian <-> our params.
+"""Hugging Face interop: safetensors checkpoints of GPT-2, LLaMA, Mixtral, BERT and
+Marian <-> our params.
 
 Needs neither torch nor transformers (safetensors' numpy reader only); no
 pickle is ever loaded. `load_hf`/`save_hf` convert in memory;

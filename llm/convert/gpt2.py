@@ -107,6 +107,10 @@ def exportable(cfg: ModelConfig) -> list[str]:
         problems.append("grouped-query attention or head_dim * num_heads != d_model")
     if cfg.logits_bias:
         problems.append("logits_bias=True (GPT-2's head has no bias)")
+    if cfg.attention_window:
+        problems.append(
+            f"attention_window={cfg.attention_window} (GPT-2 has no sliding-window attention)"
+        )
     return problems
 
 

@@ -1,11 +1,16 @@
 """LLaMA-style decoders (LlamaForCausalLM) <-> our RMSNorm/SwiGLU/rotary decoder.
 
 Hugging Face LLaMA weights rotate the two halves of each head (rotate_half), the
-layout our apply_rotary uses, so q/k need no permutation.
+layout our apply_rotary uses, so q/k need no permutation. The embedding, attention,
+norm and head mapping here is shared with the LLaMA-shaped MoE decoders
+(llm/convert/mixtral.py): `decoder_config`, `decoder_params_from_hf`,
+`decoder_params_to_hf`, `decoder_config_to_hf` and `decoder_problems` take the
+feed-forward part as an argument.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,8 +24,13 @@ ARCHITECTURES = ("LlamaForCausalLM",)
 MODEL_TYPE = "llama"
 IGNORED = (r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq",)
 
+# (mapper or writer, cfg, HF layer prefix `model.layers.i`, our prefix `stack/layers_i`).
+FfnIn = Callable[[Mapper, ModelConfig, str, str], None]
+FfnOut = Callable[[Writer, ModelConfig, str, str], None]
 
-def _rope_theta(hf: dict[str, Any]) -> float:
+
+def rope_theta(hf: dict[str, Any], default: float = 10000.0) -> float:
+    """The RoPE base of a config.json (`default` when it names none); scaled RoPE refused."""
     # transformers 5 nests RoPE settings in rope_parameters; 4.x had rope_theta/rope_scaling.
     rope = hf.get("rope_parameters") or {}
     scaling = hf.get("rope_scaling") or {}
@@ -29,23 +39,15 @@ def _rope_theta(hf: dict[str, Any]) -> float:
         kind == "default",
         f"config.json rope_type={kind!r} (RoPE scaling) is not supported; only 'default'.",
     )
-    return float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    return float(rope.get("rope_theta", hf.get("rope_theta", default)))
 
 
-def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
-    """Our ModelConfig for a LLaMA config.json."""
+def decoder_config(hf: dict[str, Any], arch: str, theta: float = 10000.0) -> dict[str, Any]:
+    """ModelConfig fields every LLaMA-shaped config.json sets (`arch` names it in errors)."""
     act = get(hf, "hidden_act", "silu")
-    require(act == "silu", f"config.json hidden_act={act!r}: LLaMA's gated MLP needs 'silu'.")
-    require(get(hf, "pretraining_tp", 1) == 1, "pretraining_tp != 1 is not supported.")
-    attention_bias = bool(get(hf, "attention_bias", False))
-    mlp_bias = bool(get(hf, "mlp_bias", False))
-    require(
-        attention_bias == mlp_bias,
-        f"attention_bias={attention_bias} with mlp_bias={mlp_bias}: our use_bias covers both "
-        "(mixed biases are not supported).",
-    )
+    require(act == "silu", f"config.json hidden_act={act!r}: {arch}'s gated MLP needs 'silu'.")
     d, heads = get(hf, "hidden_size"), get(hf, "num_attention_heads")
-    return ModelConfig(
+    return dict(
         family="decoder",
         vocab_size=get(hf, "vocab_size"),
         d_model=d,
@@ -56,24 +58,39 @@ def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
         num_layers=get(hf, "num_hidden_layers"),
         max_len=get(hf, "max_position_embeddings"),
         position="rotary",
-        rope_theta=_rope_theta(hf),
+        rope_theta=rope_theta(hf, theta),
         norm="rmsnorm",
         norm_eps=float(get(hf, "rms_norm_eps", 1e-6)),
         pre_norm=True,
         activation="swiglu",
         attention_dropout_rate=float(get(hf, "attention_dropout", 0.0)),
         tie_embeddings=bool(get(hf, "tie_word_embeddings", False)),
-        use_bias=attention_bias,
     )
+
+
+def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
+    """Our ModelConfig for a LLaMA config.json."""
+    fields = decoder_config(hf, "LLaMA")
+    require(get(hf, "pretraining_tp", 1) == 1, "pretraining_tp != 1 is not supported.")
+    attention_bias = bool(get(hf, "attention_bias", False))
+    mlp_bias = bool(get(hf, "mlp_bias", False))
+    require(
+        attention_bias == mlp_bias,
+        f"attention_bias={attention_bias} with mlp_bias={mlp_bias}: our use_bias covers both "
+        "(mixed biases are not supported).",
+    )
+    return ModelConfig(**fields, use_bias=attention_bias)
 
 
 def _attn_names(hf: str) -> dict[str, str]:
     return {k: f"{hf}.self_attn.{k}_proj" for k in ("q", "k", "v", "o")}
 
 
-def params_from_hf(cfg: ModelConfig, reader: TensorReader) -> Flat:
-    """Flat unrolled params from a LLaMA checkpoint."""
-    d, f, v = cfg.d_model, cfg.d_ff, cfg.vocab_size
+def decoder_params_from_hf(
+    cfg: ModelConfig, reader: TensorReader, ffn: FfnIn, ignored: tuple[str, ...] = IGNORED
+) -> Flat:
+    """Flat unrolled params of a LLaMA-shaped checkpoint; `ffn` maps each layer's MLP/MoE."""
+    d, v = cfg.d_model, cfg.vocab_size
     m = Mapper(reader)
     m.embedding("model.embed_tokens", "token_embed/embedding", v, d)
     for i in range(cfg.num_layers):
@@ -89,11 +106,9 @@ def params_from_hf(cfg: ModelConfig, reader: TensorReader) -> Flat:
             cfg.head_size,
             cfg.use_bias,
         )
-        m.linear(f"{hf}.mlp.gate_proj", f"{ours}/mlp/wg", d, f, cfg.use_bias)
-        m.linear(f"{hf}.mlp.up_proj", f"{ours}/mlp/wi", d, f, cfg.use_bias)
-        m.linear(f"{hf}.mlp.down_proj", f"{ours}/mlp/wo", f, d, cfg.use_bias)
+        ffn(m, cfg, hf, ours)
     m.norm("model.norm", "final_norm", d, bias=False)
-    ignored = list(IGNORED)
+    ignored = list(ignored)
     if cfg.tie_embeddings:
         ignored.append(r"lm_head\.weight")
     else:
@@ -102,28 +117,61 @@ def params_from_hf(cfg: ModelConfig, reader: TensorReader) -> Flat:
     return m.flat
 
 
-def exportable(cfg: ModelConfig) -> list[str]:
-    """Why cfg cannot be written as LLaMA (empty: it can)."""
+def _mlp_from_hf(m: Mapper, cfg: ModelConfig, hf: str, ours: str) -> None:
+    d, f = cfg.d_model, cfg.d_ff
+    m.linear(f"{hf}.mlp.gate_proj", f"{ours}/mlp/wg", d, f, cfg.use_bias)
+    m.linear(f"{hf}.mlp.up_proj", f"{ours}/mlp/wi", d, f, cfg.use_bias)
+    m.linear(f"{hf}.mlp.down_proj", f"{ours}/mlp/wo", f, d, cfg.use_bias)
+
+
+def params_from_hf(cfg: ModelConfig, reader: TensorReader) -> Flat:
+    """Flat unrolled params from a LLaMA checkpoint."""
+    return decoder_params_from_hf(cfg, reader, _mlp_from_hf)
+
+
+def decoder_problems(cfg: ModelConfig, arch: str) -> list[str]:
+    """Why cfg is not a LLaMA-shaped decoder (rotary, RMSNorm, SwiGLU, pre-norm, plain head)."""
     wants = dict(
-        family="decoder", position="rotary", norm="rmsnorm", pre_norm=True, activation="swiglu"
+        family="decoder",
+        position="rotary",
+        norm="rmsnorm",
+        pre_norm=True,
+        activation="swiglu",
+        scale_embeddings=False,
     )
     problems = [
-        f"{k}={getattr(cfg, k)!r} (LLaMA needs {v!r})"
+        f"{k}={getattr(cfg, k)!r} ({arch} needs {v!r})"
         for k, v in wants.items()
         if getattr(cfg, k) != v
     ]
     if cfg.logits_bias:
-        problems.append("logits_bias=True (LLaMA's head has no bias)")
+        problems.append(f"logits_bias=True ({arch}'s head has no bias)")
     return problems
 
 
-def config_to_hf(cfg: ModelConfig, base: dict[str, Any]) -> dict[str, Any]:
-    """LLaMA config.json for cfg (token ids and other extras kept from `base`)."""
+def exportable(cfg: ModelConfig) -> list[str]:
+    """Why cfg cannot be written as LLaMA (empty: it can)."""
+    problems = decoder_problems(cfg, "LLaMA")
+    if cfg.is_moe:
+        problems.append(
+            f"num_experts={cfg.num_experts} (a mixture of experts; LLaMA's MLP is dense)"
+        )
+    if cfg.attention_window:
+        problems.append(
+            f"attention_window={cfg.attention_window} (LLaMA has no sliding-window attention)"
+        )
+    return problems
+
+
+def decoder_config_to_hf(
+    cfg: ModelConfig, base: dict[str, Any], model_type: str, architectures: tuple[str, ...]
+) -> dict[str, Any]:
+    """The config.json fields every LLaMA-shaped architecture shares (extras kept from base)."""
     out = {k: v for k, v in base.items() if k not in ("rope_scaling", "rope_theta")}
     return {
         **out,
-        "model_type": MODEL_TYPE,
-        "architectures": list(ARCHITECTURES),
+        "model_type": model_type,
+        "architectures": list(architectures),
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model,
         "num_attention_heads": cfg.num_heads,
@@ -135,16 +183,23 @@ def config_to_hf(cfg: ModelConfig, base: dict[str, Any]) -> dict[str, Any]:
         "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
         "rms_norm_eps": cfg.norm_eps,
         "hidden_act": "silu",
-        "attention_bias": cfg.use_bias,
-        "mlp_bias": cfg.use_bias,
         "attention_dropout": cfg.attention_dropout_rate,
         "tie_word_embeddings": cfg.tie_embeddings,
+    }
+
+
+def config_to_hf(cfg: ModelConfig, base: dict[str, Any]) -> dict[str, Any]:
+    """LLaMA config.json for cfg (token ids and other extras kept from `base`)."""
+    return {
+        **decoder_config_to_hf(cfg, base, MODEL_TYPE, ARCHITECTURES),
+        "attention_bias": cfg.use_bias,
+        "mlp_bias": cfg.use_bias,
         "pretraining_tp": 1,
     }
 
 
-def params_to_hf(cfg: ModelConfig, flat: Flat) -> dict[str, np.ndarray]:
-    """LlamaForCausalLM tensors from flat unrolled params."""
+def decoder_params_to_hf(cfg: ModelConfig, flat: Flat, ffn: FfnOut) -> dict[str, np.ndarray]:
+    """LLaMA-shaped tensors from flat unrolled params; `ffn` writes each layer's MLP/MoE."""
     w = Writer(flat)
     w.embedding("model.embed_tokens", "token_embed/embedding")
     for i in range(cfg.num_layers):
@@ -152,10 +207,19 @@ def params_to_hf(cfg: ModelConfig, flat: Flat) -> dict[str, np.ndarray]:
         w.norm(f"{hf}.input_layernorm", f"{ours}/self_attn_norm", bias=False)
         w.norm(f"{hf}.post_attention_layernorm", f"{ours}/mlp_norm", bias=False)
         w.attention(_attn_names(hf), f"{ours}/self_attn", cfg.use_bias)
-        w.linear(f"{hf}.mlp.gate_proj", f"{ours}/mlp/wg", cfg.use_bias)
-        w.linear(f"{hf}.mlp.up_proj", f"{ours}/mlp/wi", cfg.use_bias)
-        w.linear(f"{hf}.mlp.down_proj", f"{ours}/mlp/wo", cfg.use_bias)
+        ffn(w, cfg, hf, ours)
     w.norm("model.norm", "final_norm", bias=False)
     if not cfg.tie_embeddings:
         w.linear("lm_head", "head/lm_head", bias=False)
     return w.tensors
+
+
+def _mlp_to_hf(w: Writer, cfg: ModelConfig, hf: str, ours: str) -> None:
+    w.linear(f"{hf}.mlp.gate_proj", f"{ours}/mlp/wg", cfg.use_bias)
+    w.linear(f"{hf}.mlp.up_proj", f"{ours}/mlp/wi", cfg.use_bias)
+    w.linear(f"{hf}.mlp.down_proj", f"{ours}/mlp/wo", cfg.use_bias)
+
+
+def params_to_hf(cfg: ModelConfig, flat: Flat) -> dict[str, np.ndarray]:
+    """LlamaForCausalLM tensors from flat unrolled params."""
+    return decoder_params_to_hf(cfg, flat, _mlp_to_hf)

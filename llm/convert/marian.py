@@ -127,6 +127,10 @@ def exportable(cfg: ModelConfig) -> list[str]:
         problems.append("activation='swiglu' (Marian's MLP is not gated)")
     if cfg.kv_heads != cfg.num_heads or cfg.head_size * cfg.num_heads != cfg.d_model:
         problems.append("grouped-query attention or head_dim * num_heads != d_model")
+    if cfg.attention_window:
+        problems.append(
+            f"attention_window={cfg.attention_window} (Marian has no sliding-window attention)"
+        )
     return problems
 
 

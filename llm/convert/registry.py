@@ -5,11 +5,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from llm.convert import bert, gpt2, llama, marian
+from llm.convert import bert, gpt2, llama, marian, mixtral
 from llm.convert.hf_files import ConversionError
 from llm.models import ModelConfig
 
-CONVERTERS: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (gpt2, llama, bert, marian)}
+CONVERTERS: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (gpt2, llama, mixtral, bert, marian)}
 
 
 def supported() -> str:

@@ -213,6 +213,10 @@ def dropless_dispatch(
     if mesh.empty:
         return local(x_BxLxD, weights_BxLxK, experts_BxLxK, wi, wg, wo)
     batch_axes = _mesh_axes("act_batch")
+    if b % math.prod(mesh.shape[a] for a in batch_axes):
+        # A batch that does not split (restore traces one row): every shard takes all the
+        # tokens. Still exact: each all-gathered copy gets its sum back from the scatter.
+        batch_axes = ()
     expert_axes = _mesh_axes("expert")
     tokens_spec = PartitionSpec(batch_axes or None, None, None)
     weights_spec = PartitionSpec(expert_axes or None, None, None)

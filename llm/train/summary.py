@@ -68,6 +68,7 @@ def startup_summary(
     shards = data_parallel_size(mesh, program.rules)
     batch_axes = program.batch_sharding.spec[0] or ()
     batch_axes = (batch_axes,) if isinstance(batch_axes, str) else batch_axes
+    batch_axes = tuple(a for a in batch_axes if not (a == "expert" and mesh.shape[a] == 1))
     split = f"split over {' x '.join(batch_axes)} = {shards}" if batch_axes else "not split"
     per_device = tcfg.batch_size // shards
     micro = f" in {tcfg.microbatches} microbatches" if tcfg.microbatches > 1 else ""
@@ -77,7 +78,12 @@ def startup_summary(
     devices = mesh.devices.flat
     platform = next(iter(devices)).platform
     processes = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
-    axes = " ".join(f"{name}={size}" for name, size in mesh.shape.items())
+    # expert=1 (every dense run) is left out.
+    axes = " ".join(
+        f"{name}={size}"
+        for name, size in mesh.shape.items()
+        if not (name == "expert" and size == 1)
+    )
     n_params = count_params(program.abstract_state.params)
     mcfg = program.model_cfg
     moe = (

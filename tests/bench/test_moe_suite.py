@@ -7,6 +7,9 @@ from llm.bench import suites
 from llm.models import ModelConfig
 from llm.models.moe import capacity_of
 
+# Trains four small programs (~40 s on 2 cores): the slow suite.
+pytestmark = pytest.mark.slow
+
 TINY_DENSE = ModelConfig(
     family="decoder",
     vocab_size=128,

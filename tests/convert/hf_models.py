@@ -16,6 +16,8 @@ PAD = VOCAB - 1  # Marian pads with its last id; its id 0 is EOS
 def build(arch: str):
     """A seeded tiny model of `arch` in eval mode, every weight perturbed off its init."""
     t = transformers
+    if arch == "mixtral":
+        return mixtral()
     torch.manual_seed({"gpt2": 0, "llama": 1, "bert": 2, "marian": 3, "marian_tied": 4}[arch])
     if arch == "gpt2":
         cfg = t.GPT2Config(
@@ -72,13 +74,42 @@ def build(arch: str):
         model = t.MarianMTModel(cfg)
     else:
         raise ValueError(arch)
+    _perturb(model)
+    if arch.startswith("marian"):
+        with torch.no_grad():
+            model.final_logits_bias.add_(0.05 * torch.randn_like(model.final_logits_bias))
+    return model.eval()
+
+
+def _perturb(model) -> None:
     with torch.no_grad():
         # Init leaves biases 0 and norms 1, which would hide a swapped bias or norm.
         for p in model.parameters():
             if p.requires_grad:  # Marian's frozen sinusoid table is recomputed, not saved
                 p.add_(0.05 * torch.randn_like(p))
-        if arch.startswith("marian"):
-            model.final_logits_bias.add_(0.05 * torch.randn_like(model.final_logits_bias))
+
+
+def mixtral(seed: int = 5, **overrides):
+    """A seeded tiny MixtralForCausalLM (4 experts, top 2, GQA 4/2) in eval mode, perturbed."""
+    torch.manual_seed(seed)
+    kwargs = dict(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rope_theta=500.0,
+        rms_norm_eps=1e-5,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        router_aux_loss_coef=0.02,
+        tie_word_embeddings=False,
+        sliding_window=None,
+    )
+    model = transformers.MixtralForCausalLM(transformers.MixtralConfig(**(kwargs | overrides)))
+    _perturb(model)
     return model.eval()
 
 

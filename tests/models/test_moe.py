@@ -8,6 +8,7 @@ import pytest
 
 from llm import models
 from llm.models.moe import MoE, capacity_of, load_balance_loss, route
+from tests.models.helpers import zero_cache
 
 CFG = models.ModelConfig(
     family="decoder",
@@ -133,9 +134,10 @@ def test_moe_decoder_is_causal_even_when_tokens_drop(dispatch):
     variables = models.init_variables(cfg, jax.random.key(3))
     tokens = jax.random.randint(jax.random.key(4), (1, 8), 0, 64)
     # (ragged_dot has no vmap rule for jax.jacrev: compare perturbed forwards instead.)
-    logits = model.apply(variables, tokens)
+    forward = jax.jit(model.apply)
+    logits = forward(variables, tokens)
     for t in (2, 5):
-        changed = model.apply(variables, tokens.at[0, t].set((tokens[0, t] + 1) % 64))
+        changed = forward(variables, tokens.at[0, t].set((tokens[0, t] + 1) % 64))
         np.testing.assert_allclose(changed[:, :t], logits[:, :t], atol=1e-6, rtol=0)
         assert float(jnp.abs(changed[:, t:] - logits[:, t:]).max()) > 1e-3
 
@@ -159,8 +161,11 @@ def test_load_balance_loss_is_one_at_uniform_routing_and_its_minimum():
 def test_decoder_has_dense_first_layers_and_counts_active_params():
     cfg = CFG.replace(num_layers=3, first_dense_layers=1, num_shared_experts=1)
     for scan in (False, True):
-        variables = models.init_variables(cfg.replace(scan_layers=scan), jax.random.key(0))
-        stack = nn.meta.unbox(variables["params"])["stack"]
+        layout = cfg.replace(scan_layers=scan)
+        shapes = jax.eval_shape(
+            lambda rng, c=layout: models.init_variables(c, rng), jax.random.key(0)
+        )
+        stack = nn.meta.unbox(shapes["params"])["stack"]
         assert stack["dense_layers_0"]["mlp"]["wi"]["kernel"].shape == (16, 48)
         layers = stack["layers"] if scan else stack["layers_1"]
         lead = (2,) if scan else ()
@@ -208,3 +213,21 @@ def test_train_step_adds_the_weighted_aux_loss():
 def test_bad_moe_configs_name_the_value(changes, message):
     with pytest.raises(ValueError, match=message):
         CFG.replace(**changes)
+
+
+@pytest.mark.parametrize("scan", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_kv_cache_decoding_matches_the_full_forward(scan):
+    cfg = CFG.replace(scan_layers=scan, first_dense_layers=1, num_layers=3)
+    model = models.build_model(cfg)
+    params = models.init_variables(cfg, jax.random.key(5))["params"]
+    tokens = jax.random.randint(jax.random.key(6), (2, 8), 0, 64)
+    full = model.apply({"params": params}, tokens)
+    cache = zero_cache(model, jnp.zeros_like(tokens))
+    outs = []
+    for t in range(8):
+        out, mutated = model.apply(
+            {"params": params, "cache": cache}, tokens[:, t : t + 1], decode=True, mutable=["cache"]
+        )
+        cache = mutated["cache"]
+        outs.append(out)
+    np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5, rtol=1e-5)

@@ -43,6 +43,7 @@ def _losses(program, steps=3):
     return losses, state, metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dispatch", ["dropless", "capacity"])
 def test_expert_parallel_meshes_give_one_devices_losses(dispatch):
     one = dict(data=1, fsdp=1, expert=1, tensor=1)
