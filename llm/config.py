@@ -113,14 +113,46 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
     return type(current)(value) if isinstance(current, (tuple, list)) else value
 
 
+_NO_FIELD = object()
+
+
+def _model_field_default(name: str) -> Any:
+    """ModelConfig's default for field `name`, or _NO_FIELD."""
+    from llm.models.config import ModelConfig  # lazy: llm.models imports JAX
+
+    for field in dataclasses.fields(ModelConfig):
+        if field.name == name:
+            if field.default is not dataclasses.MISSING:
+                return field.default
+            if field.default_factory is not dataclasses.MISSING:
+                return field.default_factory()
+    return _NO_FIELD
+
+
 def set_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
     """Sets `config.<key>` from text, failing on unknown keys with close matches."""
     node = config
     parts = key.split(".")
     for depth, part in enumerate(parts):
         prefix = ".".join(parts[:depth])
+        if (
+            isinstance(node, ml_collections.ConfigDict)
+            and part not in node
+            and parts[:depth] == ["model"]
+            and depth == len(parts) - 1
+        ):
+            default = _model_field_default(part)
+            if default is not _NO_FIELD:
+                # A preset's model group lists only the fields it sets; any ModelConfig
+                # field may still be overridden, starting from its default.
+                with node.ignore_type():
+                    node[part] = default
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             options = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            if parts[:depth] == ["model"]:
+                from llm.models.config import ModelConfig
+
+                options += [f.name for f in dataclasses.fields(ModelConfig)]
             where = f"config.{prefix}" if prefix else "config"
             raise ConfigKeyError(
                 f"Unknown config key {key!r}: {where} has no field {part!r}.{_close(part, options)}"

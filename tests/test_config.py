@@ -42,6 +42,17 @@ def test_unknown_key_names_close_match():
         load_config(TINY, [("trian.steps", "3")])
 
 
+def test_any_model_field_overrides_a_preset_that_does_not_list_it():
+    gpt3 = str(ROOT / "experiments" / "gpt3.py") + ":6.7b"
+    assert "attention_impl" not in load_config(gpt3).model
+    config = load_config(gpt3, [("model.attention_impl", "xla"), ("model.attention_window", "7")])
+    assert config.model.attention_impl == "xla" and config.model.attention_window == 7
+    with pytest.raises(KeyError, match=r"no field 'attention_imp'.*Did you mean 'attention_impl'"):
+        load_config(gpt3, [("model.attention_imp", "xla")])
+    with pytest.raises(ValueError, match="expected an int"):
+        load_config(gpt3, [("model.attention_window", "wide")])
+
+
 def test_wrong_type_is_rejected():
     with pytest.raises(ValueError, match=r"--config.train.steps='abc': expected an int"):
         load_config(TINY, [("train.steps", "abc")])
