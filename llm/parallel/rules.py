@@ -14,6 +14,9 @@ LogicalRules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 # parallelism puts each expert's weights, and the tokens routed to it, on one `expert`
 # shard. Dispatched MoE activations keep their batch on the other data axes.
 _BATCH = ("act_batch", ("data", "fsdp", "expert"))
+# Context parallelism splits the sequence of every activation (llm/models/context_parallel.py);
+# parameters are replicated over `context`, which is data parallelism for the gradients.
+_LENGTH = ("act_len", "context")
 _EXPERT = (
     ("expert", "expert"),
     ("act_expert", "expert"),
@@ -21,14 +24,16 @@ _EXPERT = (
 )
 
 PRESETS: dict[str, LogicalRules] = {
-    "dp": (_BATCH, *_EXPERT),
+    "dp": (_BATCH, _LENGTH, *_EXPERT),
     "fsdp": (
         _BATCH,
+        _LENGTH,
         *_EXPERT,
         ("embed", "fsdp"),
     ),
     "fsdp_tp": (
         _BATCH,
+        _LENGTH,
         *_EXPERT,
         ("embed", "fsdp"),
         ("vocab", "tensor"),

@@ -8,6 +8,7 @@ executes. JAX_PLATFORMS must stay `cpu` on such a host, or JAX tries to open a T
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -76,3 +77,112 @@ def tpu_devices(name: str, slices: int = 1) -> list[jax.Device]:
         platform="tpu", topology_name=name, chip_config_name=chip_config, num_slices=slices
     )
     return list(description.devices)
+
+
+# How the TPU compiler writes a multi-slice program (libtpu for jax 0.10): the executable
+# is one slice's program; a collective across slices becomes a host-transfer `send` tagged
+# for the megascale (DCN) runtime with the kind of collective.
+_DCN_SEND = re.compile(
+    r"^\s*%\S+ = \((\w+)\[([\d,]*)\][^)]*\).* send\(.*_xla_megascale_transfer_type=\"(\w+)\""
+)
+_COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.-]+) ")
+_WHILE = re.compile(r" while\(%([\w.-]+)\), condition=%([\w.-]+), body=%([\w.-]+)")
+_CALLS = re.compile(r"(?:calls|to_apply|branch_computations)=\{?([%\w.,\s-]+)\}?")
+# s32 scalars: constants and their copies (a loop counter's start and bound).
+_SCALAR = re.compile(r"^\s*%([\w.-]+) = s32\[\]\S* (constant|copy)\(%?([\w.-]+)\)")
+_TUPLE = re.compile(r"^\s*%([\w.-]+) = .* tuple\(%([\w.-]+)")
+_LOOP_BOUND = re.compile(r"^\s*ROOT .*compare\(%[\w.-]+, %([\w.-]+)\), direction=LT")
+_BYTES = {"f64": 8, "s64": 8, "u64": 8, "f32": 4, "s32": 4, "u32": 4, "bf16": 2, "f16": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class DcnTransfer:
+    """One collective that crosses slices, as compiled: kind, bytes per device, repeats."""
+
+    kind: str  # ALL_REDUCE, ALL_GATHER, ALL_TO_ALL, ONE_TO_ONE (a permute), ...
+    bytes: int
+    # How often a step runs it: the product of its enclosing loops' trip counts (layers,
+    # microbatches), read as N - start from a counter's start and `i < N` condition; None
+    # where a loop has another form.
+    repeats: int | None
+
+    @property
+    def in_loop(self) -> bool:
+        """Whether it runs inside a loop body rather than once per step."""
+        return self.repeats != 1
+
+
+def dcn_transfers(hlo_text: str) -> list[DcnTransfer]:
+    """The cross-slice (DCN) collectives of a compiled multi-slice TPU program's HLO text."""
+    computation, sends = "", []
+    callees: dict[str, list[tuple[str, str | None]]] = {}  # computation -> (callee, loop cond)
+    scalars: dict[str, int | str] = {}  # name -> value, or the scalar it copies
+    firsts: dict[str, str] = {}  # tuple -> its first element (a loop's counter)
+    starts: dict[str, str] = {}  # loop body -> its initial tuple
+    bounds: dict[str, str] = {}  # loop condition -> the scalar the counter stays below
+    entry = ""
+    for line in hlo_text.splitlines():
+        header = _COMPUTATION.match(line)
+        if header:
+            computation = header.group(1)
+            entry = computation if line.startswith("ENTRY") else entry
+            continue
+        loop = _WHILE.search(line)
+        if loop:
+            init, condition, body = loop.groups()
+            starts[body] = init
+            callees.setdefault(computation, []).append((body, condition))
+        for group in _CALLS.findall(line):
+            for name in filter(None, (n.strip().lstrip("%") for n in group.split(","))):
+                callees.setdefault(computation, []).append((name, None))
+        if scalar := _SCALAR.match(line):
+            name, op, arg = scalar.groups()
+            scalars[name] = int(arg) if op == "constant" else arg
+        if tup := _TUPLE.match(line):
+            firsts[tup.group(1)] = tup.group(2)
+        if bound := _LOOP_BOUND.match(line):
+            bounds[computation] = bound.group(1)
+        if send := _DCN_SEND.match(line):
+            dtype, dims, kind = send.groups()
+            n = 1
+            for d in filter(None, dims.split(",")):
+                n *= int(d)
+            sends.append((computation, kind, n * _BYTES.get(dtype, 1)))
+    # Repeats per computation, from the entry down through loops and calls.
+    repeats: dict[str, int | None] = {entry: 1}
+    frontier = [entry]
+    while frontier:
+        caller = frontier.pop()
+        for callee, condition in callees.get(caller, ()):
+            if callee in repeats:
+                continue
+            times = repeats[caller]
+            if condition is not None:
+                stop = _value(scalars, bounds.get(condition))
+                start = _value(scalars, firsts.get(starts.get(callee, ""), ""))
+                ok = times is not None and stop is not None and start is not None
+                times = times * (stop - start) if ok else None
+            repeats[callee] = times
+            frontier.append(callee)
+    return [DcnTransfer(kind, nbytes, repeats.get(comp)) for comp, kind, nbytes in sends]
+
+
+def _value(scalars: dict[str, int | str], name: str | None) -> int | None:
+    """The value of an s32 scalar, through its copies; None if it is not a constant."""
+    for _ in range(8):
+        value = scalars.get(name or "")
+        if not isinstance(value, str):
+            return value
+        name = value
+    return None
+
+
+def dcn_bytes_per_step(transfers: list[DcnTransfer]) -> dict[str, int | None]:
+    """Bytes per device that cross slices in one step, by kind of collective."""
+    totals: dict[str, int | None] = {}
+    for t in transfers:
+        so_far = totals.get(t.kind, 0)
+        totals[t.kind] = (
+            None if so_far is None or t.repeats is None else so_far + t.bytes * t.repeats
+        )
+    return totals

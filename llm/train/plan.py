@@ -66,8 +66,10 @@ class Candidate:
         return [
             ("mesh.data", str(self.data)),
             ("mesh.fsdp", str(self.fsdp)),
-            # The planner does not search expert parallelism (yet): experts are FSDP-sharded.
+            # The planner does not search expert or context parallelism (yet): experts are
+            # FSDP-sharded and sequences stay whole.
             ("mesh.expert", "1"),
+            ("mesh.context", "1"),
             ("mesh.tensor", str(self.tensor)),
             ("mesh.rules", RULES),
             ("model.remat", self.remat),

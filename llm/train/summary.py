@@ -78,11 +78,11 @@ def startup_summary(
     devices = mesh.devices.flat
     platform = next(iter(devices)).platform
     processes = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
-    # expert=1 (every dense run) is left out.
+    # expert=1 and context=1 (most runs) are left out.
     axes = " ".join(
         f"{name}={size}"
         for name, size in mesh.shape.items()
-        if not (name == "expert" and size == 1)
+        if not (name in ("expert", "context") and size == 1)
     )
     n_params = count_params(program.abstract_state.params)
     mcfg = program.model_cfg

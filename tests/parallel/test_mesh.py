@@ -17,12 +17,20 @@ from llm.parallel.sharding import logical_to_shardings
 
 
 def test_fill_axis_takes_remaining_devices():
-    # (data, fsdp, expert, tensor); a config without `expert` (written before it existed)
-    # gets 1.
-    assert resolve_mesh_shape({"data": -1, "fsdp": 2, "tensor": 1}, 8) == (4, 2, 1, 1)
-    assert resolve_mesh_shape({"data": 1, "fsdp": -1, "tensor": 4}, 8) == (1, 2, 1, 4)
+    # (data, fsdp, expert, context, tensor); a config without `expert` or `context` (written
+    # before they existed) gets 1.
+    assert resolve_mesh_shape({"data": -1, "fsdp": 2, "tensor": 1}, 8) == (4, 2, 1, 1, 1)
+    assert resolve_mesh_shape({"data": 1, "fsdp": -1, "tensor": 4}, 8) == (1, 2, 1, 1, 4)
     assert resolve_mesh_shape({"data": 2, "fsdp": 1, "expert": -1, "tensor": 1}, 8) == (
         2,
+        1,
+        4,
+        1,
+        1,
+    )
+    assert resolve_mesh_shape({"data": 2, "fsdp": 1, "context": -1, "tensor": 1}, 8) == (
+        2,
+        1,
         1,
         4,
         1,
@@ -31,7 +39,7 @@ def test_fill_axis_takes_remaining_devices():
 
 def test_mesh_uses_all_devices_with_named_axes():
     mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
-    assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "expert": 1, "tensor": 2}
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "expert": 1, "context": 1, "tensor": 2}
     assert mesh.devices.size == jax.device_count() == 8
 
 

@@ -18,7 +18,7 @@ def test_gpt2_124m_state_memory_matches_analytical_count():
         [("train.batch_size", "8"), ("data.seq_len", "128")],
     )
     report = compile_train_step(config, estimate_time=True)
-    assert report.mesh == {"data": 1, "fsdp": 8, "expert": 1, "tensor": 1}
+    assert report.mesh == {"data": 1, "fsdp": 8, "expert": 1, "context": 1, "tensor": 1}
     assert report.param_count == pytest.approx(124e6, rel=0.03)
     # float32 params + AdamW's two moments, split 8 ways by FSDP.
     analytical = report.param_count * 4 * 3 / 8
@@ -64,5 +64,8 @@ def test_cli_exits_nonzero_over_budget():
         timeout=600,
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "mesh {'data': 4, 'fsdp': 1, 'expert': 1, 'tensor': 1} on 4 devices" in result.stdout
+    assert (
+        "mesh {'data': 4, 'fsdp': 1, 'expert': 1, 'context': 1, 'tensor': 1} on 4 devices"
+        in result.stdout
+    )
     assert "exceeds the budget" in result.stderr

@@ -61,7 +61,7 @@ def test_tiny_decoder_compiles_for_a_tpu_topology_with_estimates():
     assert len(devices) == 4 and devices[0].platform == "tpu"
     report = compile_train_step(_tiny_gpt(), devices, estimate_time=True)
     assert report.compile_error is None
-    assert report.mesh == {"data": 1, "fsdp": 4, "expert": 1, "tensor": 1}
+    assert report.mesh == {"data": 1, "fsdp": 4, "expert": 1, "context": 1, "tensor": 1}
     assert report.chip.name == "tpu_v5p" and report.temp_bytes > 0
     # The scanned step's XLA count covers one layer; extrapolated it matches the analytical
     # count with remat recompute (dots: attention einsums recomputed).
