@@ -6,6 +6,10 @@ norm and head mapping here is shared with the LLaMA-shaped MoE decoders
 (llm/convert/mixtral.py): `decoder_config`, `decoder_params_from_hf`,
 `decoder_params_to_hf`, `decoder_config_to_hf` and `decoder_problems` take the
 feed-forward part as an argument.
+
+RoPE scaling (transformers' rope_type linear, llama3 and yarn) is read from both
+transformers 5's `rope_parameters` and 4.x's `rope_theta` + `rope_scaling`, the way
+transformers resolves them, and written in the 5.x layout; other kinds are refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from llm.convert.common import Mapper, Writer, get, require
 from llm.convert.hf_files import TensorReader
 from llm.convert.layout import Flat
 from llm.models import ModelConfig
+from llm.models.positions import yarn_mscale
 
 ARCHITECTURES = ("LlamaForCausalLM",)
 MODEL_TYPE = "llama"
@@ -29,17 +34,121 @@ FfnIn = Callable[[Mapper, ModelConfig, str, str], None]
 FfnOut = Callable[[Writer, ModelConfig, str, str], None]
 
 
-def rope_theta(hf: dict[str, Any], default: float = 10000.0) -> float:
-    """The RoPE base of a config.json (`default` when it names none); scaled RoPE refused."""
-    # transformers 5 nests RoPE settings in rope_parameters; 4.x had rope_theta/rope_scaling.
-    rope = hf.get("rope_parameters") or {}
-    scaling = hf.get("rope_scaling") or {}
-    kind = rope.get("rope_type", scaling.get("rope_type", scaling.get("type", "default")))
+# transformers' rope_type -> our rope_scaling (dynamic, longrope, ... are refused).
+ROPE_SCALINGS_IN = {"default": "none", "linear": "linear", "llama3": "llama3", "yarn": "yarn"}
+ROPE_SCALINGS_OUT = {ours: hf for hf, ours in ROPE_SCALINGS_IN.items()}
+# The keys each rope_type may carry besides rope_type/type, rope_theta, partial_rotary_factor.
+_ROPE_KEYS = {
+    "default": (),
+    "linear": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+    "yarn": (
+        "factor",
+        "original_max_position_embeddings",
+        "attention_factor",
+        "beta_fast",
+        "beta_slow",
+        "mscale",
+        "mscale_all_dim",
+        "truncate",
+    ),
+}
+
+
+def _rope_value(rope: dict[str, Any], key: str, kind: str) -> float:
     require(
-        kind == "default",
-        f"config.json rope_type={kind!r} (RoPE scaling) is not supported; only 'default'.",
+        rope.get(key) is not None,
+        f"config.json rope_parameters lacks {key!r}, which rope_type={kind!r} needs.",
     )
-    return float(rope.get("rope_theta", hf.get("rope_theta", default)))
+    return float(rope[key])
+
+
+def rope_fields(hf: dict[str, Any], default_theta: float = 10000.0) -> dict[str, Any]:
+    """Our rope_theta and rope_scaling fields for a config.json, read as transformers does."""
+    # transformers 5 nests RoPE settings in rope_parameters; 4.x had a top-level rope_theta
+    # and the scaling in rope_scaling (its kind under `type` in older files), which wins.
+    rope = dict(hf.get("rope_scaling") or hf.get("rope_parameters") or {})
+    kind = rope.get("rope_type") or rope.get("type") or "default"
+    require(
+        kind in ROPE_SCALINGS_IN,
+        f"config.json rope_type={kind!r} (RoPE scaling) is not supported; supported: "
+        f"{', '.join(repr(k) for k in ROPE_SCALINGS_IN)}.",
+    )
+    unknown = sorted(
+        set(rope) - {"rope_type", "type", "rope_theta", "partial_rotary_factor", *_ROPE_KEYS[kind]}
+    )
+    require(
+        not unknown,
+        f"config.json rope_type={kind!r} with {', '.join(unknown)}: not supported (this "
+        f"converter reads {', '.join(_ROPE_KEYS[kind]) or 'only rope_theta'} for {kind!r}).",
+    )
+    partial = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor"))
+    require(
+        partial in (None, 1, 1.0),
+        f"config.json partial_rotary_factor={partial!r} is not supported: our rotary "
+        "embedding turns whole heads (1.0).",
+    )
+    theta = rope.get("rope_theta") or hf.get("rope_theta") or default_theta
+    fields: dict[str, Any] = {"rope_theta": float(theta), "rope_scaling": ROPE_SCALINGS_IN[kind]}
+    if kind == "default":
+        return fields
+    # transformers prefers a top-level original_max_position_embeddings (Phi-3 keeps it
+    # there), then the one in the RoPE dict, then max_position_embeddings.
+    max_len = get(hf, "max_position_embeddings")
+    original = int(
+        hf.get("original_max_position_embeddings")
+        or rope.get("original_max_position_embeddings")
+        or max_len
+    )
+    if kind == "linear":
+        return fields | {"rope_scaling_factor": _rope_value(rope, "factor", kind)}
+    if kind == "llama3":
+        return fields | {
+            "rope_scaling_factor": _rope_value(rope, "factor", kind),
+            "rope_original_max_len": original,
+            "rope_low_freq_factor": _rope_value(rope, "low_freq_factor", kind),
+            "rope_high_freq_factor": _rope_value(rope, "high_freq_factor", kind),
+        }
+    # yarn: without a factor, transformers (DeepSeek-V3's convention) takes the length ratio.
+    factor = float(rope.get("factor") or max_len / original)
+    attention_factor = rope.get("attention_factor")
+    mscale, mscale_all_dim = rope.get("mscale"), rope.get("mscale_all_dim")
+    if attention_factor is None and mscale and mscale_all_dim:
+        # DeepSeek's form; transformers ignores mscale unless both are set.
+        attention_factor = yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all_dim)
+    return fields | {
+        "rope_scaling_factor": factor,
+        "rope_original_max_len": original,
+        # transformers reads 0/None betas as the defaults (`or`).
+        "rope_beta_fast": float(rope.get("beta_fast") or 32.0),
+        "rope_beta_slow": float(rope.get("beta_slow") or 1.0),
+        "rope_attention_factor": None if attention_factor is None else float(attention_factor),
+        "rope_yarn_truncate": bool(rope.get("truncate", True)),
+    }
+
+
+def rope_parameters_to_hf(cfg: ModelConfig) -> dict[str, Any]:
+    """transformers 5's rope_parameters for cfg's rope_theta and scaling."""
+    out: dict[str, Any] = {
+        "rope_type": ROPE_SCALINGS_OUT[cfg.rope_scaling],
+        "rope_theta": cfg.rope_theta,
+    }
+    if cfg.rope_scaling == "none":
+        return out
+    out["factor"] = cfg.rope_scaling_factor
+    if cfg.rope_scaling == "llama3":
+        out["low_freq_factor"] = cfg.rope_low_freq_factor
+        out["high_freq_factor"] = cfg.rope_high_freq_factor
+    if cfg.rope_scaling in ("llama3", "yarn"):
+        out["original_max_position_embeddings"] = cfg.rope_original_max_len
+    if cfg.rope_scaling == "yarn":
+        out["beta_fast"] = cfg.rope_beta_fast
+        out["beta_slow"] = cfg.rope_beta_slow
+        if cfg.rope_attention_factor is not None:
+            out["attention_factor"] = cfg.rope_attention_factor
+        if not cfg.rope_yarn_truncate:
+            out["truncate"] = False
+    return out
 
 
 def decoder_config(hf: dict[str, Any], arch: str, theta: float = 10000.0) -> dict[str, Any]:
@@ -58,7 +167,7 @@ def decoder_config(hf: dict[str, Any], arch: str, theta: float = 10000.0) -> dic
         num_layers=get(hf, "num_hidden_layers"),
         max_len=get(hf, "max_position_embeddings"),
         position="rotary",
-        rope_theta=rope_theta(hf, theta),
+        **rope_fields(hf, theta),
         norm="rmsnorm",
         norm_eps=float(get(hf, "rms_norm_eps", 1e-6)),
         pre_norm=True,
@@ -167,7 +276,14 @@ def decoder_config_to_hf(
     cfg: ModelConfig, base: dict[str, Any], model_type: str, architectures: tuple[str, ...]
 ) -> dict[str, Any]:
     """The config.json fields every LLaMA-shaped architecture shares (extras kept from base)."""
-    out = {k: v for k, v in base.items() if k not in ("rope_scaling", "rope_theta")}
+    # RoPE keys outside rope_parameters would override it when transformers reads the file.
+    stale = (
+        "rope_scaling",
+        "rope_theta",
+        "original_max_position_embeddings",
+        "partial_rotary_factor",
+    )
+    out = {k: v for k, v in base.items() if k not in stale}
     return {
         **out,
         "model_type": model_type,
@@ -180,7 +296,7 @@ def decoder_config_to_hf(
         "intermediate_size": cfg.d_ff,
         "num_hidden_layers": cfg.num_layers,
         "max_position_embeddings": cfg.max_len,
-        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+        "rope_parameters": rope_parameters_to_hf(cfg),
         "rms_norm_eps": cfg.norm_eps,
         "hidden_act": "silu",
         "attention_dropout": cfg.attention_dropout_rate,

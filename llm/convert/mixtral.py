@@ -1,6 +1,7 @@
 """Mixtral (MixtralForCausalLM) <-> our LLaMA-shaped decoder with a top-k SwiGLU MoE per layer.
 
-Attention, norms, embeddings and head are LLaMA's (llm/convert/llama.py). Each layer's
+Attention, norms, embeddings, head and RoPE (theta and scaling: linear, llama3, yarn) are
+LLaMA's (llm/convert/llama.py). Each layer's
 feed-forward block is a router `gate` [E, D] and E SwiGLU experts, routed as our
 router_scores='softmax', router_renormalize=True, router_scale=1: softmax over the E
 experts, top k, the k weights renormalised to sum to 1.

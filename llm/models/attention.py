@@ -6,9 +6,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from llm.models import context_parallel
 from llm.models.config import ModelConfig
 from llm.models.layers import constrain, kernel_init, param_with_axes
-from llm.models.positions import apply_rotary
+from llm.models.positions import apply_rotary, rope_frequencies
+from llm.models.splash import PALLAS_IMPLS, pallas_attention
 
 # Finite, so that a fully masked row (a padding query) gives a uniform softmax, not NaN.
 MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
@@ -113,8 +115,13 @@ class Attention(nn.Module):
         q_positions: jax.Array | None = None,
         kv_positions: jax.Array | None = None,
         cache_index: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
     ) -> jax.Array:
-        """Attends queries from xq to keys/values from xkv; returns [B, Q, D]."""
+        """Attends queries from xq to keys/values from xkv; returns [B, Q, D].
+
+        `segment_ids` [B, L] (self-attention; 0 = padding) are the ids `mask` was built
+        from, for kernels that take ids instead of a dense mask.
+        """
         cfg = self.cfg
         d, h, n, k = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_size
         dtype, pdtype = cfg.compute_dtype, cfg.params_dtype
@@ -152,14 +159,27 @@ class Attention(nn.Module):
                 self, "value_bias", zeros, (n, k), ("kv_heads", "kv"), pdtype
             ).astype(dtype)
         if q_positions is not None:
-            q_BxQxHxK = apply_rotary(q_BxQxHxK, q_positions, cfg.rope_theta)
+            q_BxQxHxK = apply_rotary(q_BxQxHxK, q_positions, *rope_frequencies(cfg))
         if kv_positions is not None:
-            k_BxSxNxK = apply_rotary(k_BxSxNxK, kv_positions, cfg.rope_theta)
+            k_BxSxNxK = apply_rotary(k_BxSxNxK, kv_positions, *rope_frequencies(cfg))
         q_BxQxHxK = constrain(q_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
 
         causal = self.causal
+        # A sequence split over the context mesh axis: ring / all-gather attention.
+        context = context_parallel.uses_context_attention(
+            cfg, self_attention=xkv_BxSxD is xq_BxQxD, decode=self.decode
+        )
         window = cfg.attention_window if xkv_BxSxD is xq_BxQxD else 0
         cached = self.decode and cache_index is not None
+        # Pallas kernels (splash, pallas_gpu) take whole-sequence self-attention with its
+        # segment ids; the cached decode step, cross-attention and a dense mask given
+        # without its ids run on the xla path.
+        pallas = (
+            cfg.attention_impl in PALLAS_IMPLS
+            and xkv_BxSxD is xq_BxQxD
+            and not cached
+            and (mask is None or segment_ids is not None)
+        )
         local_window = None  # (left, right) for jax.nn.dot_product_attention
         if window and not cached:
             if causal and cfg.attention_impl != "einsum":
@@ -187,7 +207,15 @@ class Attention(nn.Module):
                     mask = combine_masks(mask, window_mask(q_len, s_len, window, cache_index))
                 causal = False  # the visible mask is the causal mask over the cache
 
-        if cfg.attention_impl == "einsum":
+        if context:
+            out_BxQxHxK = context_parallel.self_attention(
+                cfg, q_BxQxHxK, k_BxSxNxK, v_BxSxNxK, segment_ids, causal=self.causal
+            )
+        elif pallas:
+            out_BxQxHxK = pallas_attention(
+                cfg, q_BxQxHxK, k_BxSxNxK, v_BxSxNxK, segment_ids, causal=causal, window=window
+            )
+        elif cfg.attention_impl == "einsum":
             if causal:
                 mask = combine_masks(causal_mask(q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]), mask)
             dropout = (
@@ -204,7 +232,7 @@ class Attention(nn.Module):
                 mask=mask,
                 is_causal=causal,
                 local_window_size=local_window,
-                implementation=cfg.attention_impl,
+                implementation="xla" if cfg.attention_impl in PALLAS_IMPLS else cfg.attention_impl,
             )
         out_BxQxHxK = constrain(out_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
         out_BxQxD = jnp.einsum("bqhk,hkd->bqd", out_BxQxHxK, wo_HxKxD.astype(dtype))

@@ -14,6 +14,7 @@ from llm.errors import ConfigError
 
 FAMILIES = ("decoder", "encoder", "encoder_decoder")
 POSITIONS = ("learned", "sinusoidal", "rotary", "none")
+ROPE_SCALINGS = ("none", "linear", "llama3", "yarn")
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "swiglu")
 SINUSOIDAL_LAYOUTS = ("interleaved", "split")
@@ -21,7 +22,8 @@ REMATS = ("none", "full", "dots")
 ENCODER_HEADS = ("mlm", "classification", "span")
 ROUTER_SCORES = ("softmax", "sigmoid")
 MOE_DISPATCHES = ("dropless", "capacity")
-ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn", "splash", "pallas_gpu")
+CONTEXT_ATTENTIONS = ("auto", "ring", "all_gather")
 DTYPES = ("float32", "bfloat16", "float16")
 COMPUTE_DTYPES = ("auto", *DTYPES)
 
@@ -58,6 +60,30 @@ class ModelConfig:
     sinusoidal_layout: str = "interleaved"
     # Rotary base frequency (LLaMA: 10000).
     rope_theta: float = 10000.0
+    # RoPE scaling for contexts beyond the pretraining length (llm/models/positions.py;
+    # transformers' rope_type): `none`, `linear` (position interpolation, Chen et al. 2023:
+    # positions / factor), `llama3` (Llama 3.1: long wavelengths / factor, short ones kept,
+    # a smooth blend between) or `yarn` (Peng et al. 2023: a per-frequency ramp between
+    # interpolation and extrapolation, cos/sin times an attention factor).
+    rope_scaling: str = "none"
+    # The context extension s (Llama 3.1: 8; Qwen2.5/Qwen3 YaRN: 4).
+    rope_scaling_factor: float = 1.0
+    # The pretraining context the scaling extends (transformers'
+    # original_max_position_embeddings; Llama 3.1: 8192); llama3 and yarn, which need it.
+    rope_original_max_len: int = 0
+    # llama3: wavelengths above rope_original_max_len / low are divided by the factor, those
+    # below rope_original_max_len / high kept (Llama 3.1: 1 and 4).
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    # yarn: dims that turn more than beta_fast times over the original context keep their
+    # frequency, fewer than beta_slow are interpolated, a linear ramp between (YaRN: 32, 1).
+    rope_beta_fast: float = 32.0
+    rope_beta_slow: float = 1.0
+    # yarn: multiplier on cos and sin, so attention logits scale by its square (transformers'
+    # attention_factor); None = 0.1 * ln(factor) + 1 (YaRN's sqrt(1/t)).
+    rope_attention_factor: float | None = None
+    # yarn: round the ramp's ends outwards to whole dims (transformers' truncate; gpt-oss: False).
+    rope_yarn_truncate: bool = True
     # `layernorm` or `rmsnorm`.
     norm: str = "layernorm"
     norm_eps: float = 1e-5
@@ -97,12 +123,35 @@ class ModelConfig:
     remat: str = "none"
     # Attention kernel: `einsum` (explicit, any backend, attention dropout), `xla` or
     # `cudnn` (jax.nn.dot_product_attention; cudnn = fused flash attention on NVIDIA GPUs,
-    # bf16/fp16 compute).
+    # bf16/fp16 compute), `splash` (Pallas splash attention for TPU: block-sparse causal/
+    # local masks, segment ids) or `pallas_gpu` (Pallas/Triton flash attention for GPUs; no
+    # window). The Pallas kernels (llm/models/splash.py) run self-attention over whole
+    # sequences; the cached decode step and cross-attention use `xla`.
     attention_impl: str = "einsum"
+    # Splash attention tiles (attention_impl='splash'): query and key/value blocks of the
+    # forward pass, the key/value slice each inner step computes, and the query and
+    # key/value blocks of the backward kernels. Multiples of 128, clipped to the sequence
+    # length (per context shard for queries), which they must divide; 0 = auto (the largest
+    # multiple of 128 up to 512 that divides it; compute and backward blocks: the forward's).
+    splash_block_q: int = 0
+    splash_block_kv: int = 0
+    splash_block_kv_compute: int = 0
+    splash_block_q_bwd: int = 0
+    splash_block_kv_bwd: int = 0
+    # One fused backward kernel for dQ, dK and dV (instead of a dQ and a dK/dV kernel).
+    splash_fused_bwd: bool = False
     # Local (sliding-window) self-attention: each query sees the keys at most this many
     # positions away (causal: the previous ones); 0 = unlimited. Cross-attention is never
     # windowed.
     attention_window: int = 0
+    # Self-attention when config.mesh.context > 1 splits the sequence
+    # (llm/models/context_parallel.py): `ring` (key/value blocks rotate around the context
+    # axis; memory of one block), `all_gather` (keys/values gathered once per layer; for
+    # short rings) or `auto` (ring; with attention_impl='splash', splash's own all-gather).
+    context_attention: str = "auto"
+    # Zig-zag load balancing of causal self-attention over the context axis (shard i holds
+    # chunks i and 2C-1-i of 2C), so every shard does the same work (ring / all_gather).
+    context_load_balance: bool = True
     # Mixture of experts (decoder only; llm/models/moe.py): routed experts per MoE layer,
     # 0 = a dense feed-forward block in every layer.
     num_experts: int = 0
@@ -233,6 +282,7 @@ def _validate(c: ModelConfig) -> list[str]:
         ("remat", REMATS),
         ("encoder_head", ENCODER_HEADS),
         ("attention_impl", ATTENTION_IMPLS),
+        ("context_attention", CONTEXT_ATTENTIONS),
         ("router_scores", ROUTER_SCORES),
         ("moe_dispatch", MOE_DISPATCHES),
         ("dtype", COMPUTE_DTYPES),
@@ -276,6 +326,7 @@ def _validate(c: ModelConfig) -> list[str]:
             )
     if c.position == "rotary" and c.head_size % 2:
         errors.append(f"rotary positions need an even head size, got {c.head_size}")
+    errors.extend(_validate_rope(c))
     if c.family == "encoder_decoder":
         if c.encoder_layers <= 0 or c.decoder_layers <= 0:
             errors.append(
@@ -308,6 +359,15 @@ def _validate(c: ModelConfig) -> list[str]:
             f"attention_impl={c.attention_impl!r} has no attention dropout; set "
             "attention_dropout_rate=0 or attention_impl='einsum'"
         )
+    if c.context_attention == "ring" and c.attention_impl == "splash":
+        errors.append(
+            "context_attention='ring' does not run with attention_impl='splash', which "
+            "all-gathers the keys over the context axis itself; set context_attention='auto' "
+            "(or 'all_gather'), or another attention_impl for a ring"
+        )
+    if not isinstance(c.context_load_balance, bool):
+        errors.append(f"context_load_balance={c.context_load_balance!r} must be True or False")
+    errors.extend(_validate_splash(c))
     if c.attention_impl == "cudnn" and c.dtype == "float32":
         errors.append(
             "attention_impl='cudnn' needs dtype bfloat16 or float16 (cuDNN's fused attention "
@@ -318,6 +378,40 @@ def _validate(c: ModelConfig) -> list[str]:
         errors.append(f"norm_eps={c.norm_eps} must be positive")
     if c.position == "sinusoidal" and c.d_model % 2:
         errors.append(f"sinusoidal positions need an even d_model, got {c.d_model}")
+    return errors
+
+
+def _validate_splash(c: ModelConfig) -> list[str]:
+    errors = []
+    names = (
+        "splash_block_q",
+        "splash_block_kv",
+        "splash_block_kv_compute",
+        "splash_block_q_bwd",
+        "splash_block_kv_bwd",
+    )
+    for name in names:
+        v = getattr(c, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v % 128:
+            errors.append(
+                f"{name}={v!r} must be a multiple of 128 (the TPU lane width), or 0 = auto"
+            )
+    if not isinstance(c.splash_fused_bwd, bool):
+        errors.append(f"splash_fused_bwd={c.splash_fused_bwd!r} must be True or False")
+    if errors:
+        return errors
+    kv, compute = c.splash_block_kv, c.splash_block_kv_compute
+    if kv and compute and kv % compute:
+        errors.append(
+            f"splash_block_kv_compute={compute} must divide splash_block_kv={kv}; set it to "
+            "a divisor of splash_block_kv that is a multiple of 128, or 0 (= splash_block_kv)"
+        )
+    if c.attention_impl == "pallas_gpu" and c.attention_window:
+        errors.append(
+            f"attention_impl='pallas_gpu' has no local window (attention_window="
+            f"{c.attention_window}); use attention_impl='splash' (TPU), 'xla'/'cudnn' (causal "
+            "windows) or 'einsum', or attention_window=0"
+        )
     return errors
 
 
@@ -352,4 +446,83 @@ def _validate_moe(c: ModelConfig) -> list[str]:
     for name in ("load_balance_loss_weight", "router_z_loss_weight"):
         if getattr(c, name) < 0:
             errors.append(f"{name}={getattr(c, name)} must be >= 0")
+    return errors
+
+
+# The fields each rope_scaling reads; the others must keep their defaults.
+_ROPE_FIELDS = {
+    "none": (),
+    "linear": ("rope_scaling_factor",),
+    "llama3": (
+        "rope_scaling_factor",
+        "rope_original_max_len",
+        "rope_low_freq_factor",
+        "rope_high_freq_factor",
+    ),
+    "yarn": (
+        "rope_scaling_factor",
+        "rope_original_max_len",
+        "rope_beta_fast",
+        "rope_beta_slow",
+        "rope_attention_factor",
+        "rope_yarn_truncate",
+    ),
+}
+
+
+def _validate_rope(c: ModelConfig) -> list[str]:
+    err = _choice("rope_scaling", c.rope_scaling, ROPE_SCALINGS)
+    if err:
+        return [err]
+    kind = c.rope_scaling
+    errors = []
+    if kind != "none" and c.position != "rotary":
+        errors.append(
+            f"rope_scaling={kind!r} scales rotary positions, but position={c.position!r}: "
+            "set position='rotary' or rope_scaling='none'"
+        )
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    used = _ROPE_FIELDS[kind]
+    for name in dict.fromkeys(n for names in _ROPE_FIELDS.values() for n in names):
+        value = getattr(c, name)
+        if name not in used and value != defaults[name]:
+            users = "/".join(repr(k) for k, names in _ROPE_FIELDS.items() if name in names)
+            errors.append(
+                f"{name}={value!r} is a setting of rope_scaling={users}, which "
+                f"rope_scaling={kind!r} does not read: set rope_scaling, or leave "
+                f"{name}={defaults[name]!r}"
+            )
+    if errors or kind == "none":
+        return errors
+    if not c.rope_scaling_factor >= 1:
+        errors.append(
+            f"rope_scaling_factor={c.rope_scaling_factor!r} must be >= 1 (the context "
+            "extension: new length / pretraining length, e.g. 8 for Llama 3.1)"
+        )
+    if kind in ("llama3", "yarn"):
+        n = c.rope_original_max_len
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            errors.append(
+                f"rope_original_max_len={n!r} must be a positive integer for "
+                f"rope_scaling={kind!r}: the pretraining context (Llama 3.1: 8192)"
+            )
+    if kind == "llama3" and not 0 < c.rope_low_freq_factor < c.rope_high_freq_factor:
+        errors.append(
+            f"rope_low_freq_factor={c.rope_low_freq_factor!r} and rope_high_freq_factor="
+            f"{c.rope_high_freq_factor!r} need 0 < low < high (Llama 3.1: 1 and 4)"
+        )
+    if kind == "yarn":
+        if not 0 < c.rope_beta_slow < c.rope_beta_fast:
+            errors.append(
+                f"rope_beta_fast={c.rope_beta_fast!r} and rope_beta_slow={c.rope_beta_slow!r} "
+                "need 0 < beta_slow < beta_fast (YaRN: 32 and 1)"
+            )
+        a = c.rope_attention_factor
+        if a is not None and not a > 0:
+            errors.append(
+                f"rope_attention_factor={a!r} must be positive, or None for YaRN's "
+                "0.1 * ln(factor) + 1"
+            )
+        if not isinstance(c.rope_yarn_truncate, bool):
+            errors.append(f"rope_yarn_truncate={c.rope_yarn_truncate!r} must be True or False")
     return errors

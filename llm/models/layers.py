@@ -180,3 +180,12 @@ class MLP(nn.Module):
             h_BxLxF = act(h_BxLxF)
         h_BxLxF = constrain(h_BxLxF, ("act_batch", "act_len", "act_mlp"))
         return dense(cfg.d_model, ("mlp", "embed"), "wo")(h_BxLxF)
+
+
+def mesh_axes_of(logical: str) -> tuple[str, ...]:
+    """Mesh axes of size > 1 that the rules in scope map the logical name `logical` to."""
+    mesh = jax.sharding.get_abstract_mesh()
+    spec = nn.logical_to_mesh_axes((logical,))
+    axes = spec[0] if spec else None
+    axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+    return tuple(a for a in axes if a in mesh.shape and mesh.shape[a] > 1)

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from llm.models import context_parallel
 from llm.models.attention import Attention, padding_mask, segment_mask
 from llm.models.config import ModelConfig
 from llm.models.layers import (
@@ -60,8 +61,13 @@ class Block(nn.Module):
         encoded_BxSxD: jax.Array | None,
         cross_mask: jax.Array | None,
         cache_index: jax.Array | None,
+        self_segment_ids_BxL: jax.Array | None = None,
     ) -> tuple[jax.Array, None]:
-        """Applies the layer; arguments are positional for nn.scan broadcasting."""
+        """Applies the layer; arguments are positional for nn.scan broadcasting.
+
+        self_segment_ids_BxL (0 = padding) is what self_mask was built from: kernels that
+        never materialise a [Q, K] mask (splash, ring attention) take the ids instead.
+        """
         cfg = self.cfg
         self_attn = Attention(
             cfg, self.deterministic, self.decode, causal=self.causal, name="self_attn"
@@ -75,6 +81,7 @@ class Block(nn.Module):
                 q_positions=rope_positions_BxL,
                 kv_positions=rope_positions_BxL,
                 cache_index=cache_index,
+                segment_ids=self_segment_ids_BxL,
             ),
             "self_attn",
         )
@@ -110,6 +117,7 @@ class Stack(nn.Module):
         encoded_BxSxD: jax.Array | None = None,
         cross_mask: jax.Array | None = None,
         cache_index: jax.Array | None = None,
+        self_segment_ids_BxL: jax.Array | None = None,
         *,
         deterministic: bool = True,
         decode: bool = False,
@@ -124,7 +132,14 @@ class Stack(nn.Module):
                 else jax.checkpoint_policies.dots_with_no_batch_dims_saveable
             )
             block = nn.remat(block, policy=policy, prevent_cse=not cfg.scan_layers)
-        args = (self_mask, rope_positions_BxL, encoded_BxSxD, cross_mask, cache_index)
+        args = (
+            self_mask,
+            rope_positions_BxL,
+            encoded_BxSxD,
+            cross_mask,
+            cache_index,
+            self_segment_ids_BxL,
+        )
         dense_first = cfg.first_dense_layers if cfg.is_moe else 0
         for i in range(dense_first):
             x_BxLxD, _ = block(
@@ -286,14 +301,23 @@ def _run_tower(
     b, length = tokens_BxL.shape
     if positions_BxL is None:
         positions_BxL = _default_positions(b, length, cache_index)
+    zigzag = context_parallel.zigzag_shards(stack.cfg, stack.causal, decode)
+    if zigzag:
+        # Causal attention over the context shards is balanced in zig-zag order: the
+        # inputs are reordered once here, the output put back in natural order below.
+        tokens_BxL, positions_BxL, segment_ids_BxL, token_type_ids_BxL = (
+            None if x is None else context_parallel.to_zigzag(x, zigzag)
+            for x in (tokens_BxL, positions_BxL, segment_ids_BxL, token_type_ids_BxL)
+        )
+        if cross_mask is not None and cross_mask.shape[2] == length:
+            cross_mask = context_parallel.to_zigzag(cross_mask, zigzag, axis=2)
     x_BxLxD = embedding(tokens_BxL, positions_BxL, token_type_ids_BxL, deterministic)
     # Causality is the stack's (causal=True) and, over the KV cache, Attention's; this
     # only separates packed segments, which a cached decode step does not track.
-    self_mask = (
-        None
-        if segment_ids_BxL is None or cache_index is not None
-        else segment_mask(segment_ids_BxL, segment_ids_BxL)
-    )
+    if cache_index is not None:
+        segment_ids_BxL = None
+    # Kernels that take segment ids leave this mask unused, and XLA drops it.
+    self_mask = None if segment_ids_BxL is None else segment_mask(segment_ids_BxL, segment_ids_BxL)
     rope_BxL = positions_BxL if stack.cfg.position == "rotary" else None
     x_BxLxD = stack(
         x_BxLxD,
@@ -302,9 +326,12 @@ def _run_tower(
         encoded_BxSxD,
         cross_mask,
         cache_index,
+        segment_ids_BxL,
         deterministic=deterministic,
         decode=decode,
     )
+    if zigzag:
+        x_BxLxD = context_parallel.from_zigzag(x_BxLxD, zigzag)
     return x_BxLxD if final_norm is None else final_norm(x_BxLxD)
 
 

@@ -251,7 +251,7 @@ BAD_CONFIGS = {
     "router_jitter_noise": (0.1, "router_jitter_noise=0.1"),
     "num_experts_per_tok": (5, "num_experts_per_tok=5"),
     "hidden_act": ("gelu", "hidden_act='gelu'"),
-    "rope_parameters": ({"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0}, "'yarn'"),
+    "rope_parameters": ({"rope_type": "dynamic", "rope_theta": 1e6, "factor": 4.0}, "'dynamic'"),
 }
 
 

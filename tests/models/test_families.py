@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from llm.models import dummy_batch
-from llm.models.positions import apply_rotary, sinusoidal
+from llm.models.positions import apply_rotary, rope_inv_freq, sinusoidal
 from tests.models.helpers import init, japply, logit_input_jacobian, tiny, zero_cache
 
 B, L, LT = 2, 6, 5
@@ -196,8 +196,8 @@ def test_rotary_depends_only_on_relative_position():
     pos = jnp.arange(5)[None]
 
     def scores(shift):
-        qr = apply_rotary(q, pos + shift, 10000.0)
-        kr = apply_rotary(k, pos + shift, 10000.0)
+        qr = apply_rotary(q, pos + shift, rope_inv_freq(8, 10000.0))
+        kr = apply_rotary(k, pos + shift, rope_inv_freq(8, 10000.0))
         return jnp.einsum("blhk,bshk->bhls", qr, kr)
 
     np.testing.assert_allclose(scores(0), scores(37), atol=1e-4)
