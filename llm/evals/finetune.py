@@ -9,6 +9,7 @@ gold answer with SQuAD's official normalization (llm.evals.squad).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,15 +25,20 @@ from llm.train.trained import TrainedModel
 FINETUNE_TASKS = ("classification", "span_qa")
 
 
-def _predict_fn(run: TrainedModel) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
-    """Host batch -> the head's outputs (model.predict) as numpy, on the run's mesh."""
-    rows = batch_sharding(run.mesh, run.rules)
-    model = run.model
+@functools.lru_cache(maxsize=8)
+def _jitted_predict(model: nn.Module, mesh: Any, rules: Any) -> Callable[..., Any]:
+    """model.predict jitted on the mesh, one per (model, mesh, rules): a run that scores
+    at every train.eval_every reuses its trace and compiled programs instead of a new jit."""
 
     def predict(params, batch):
         return model.apply({"params": params}, batch, method="predict")
 
-    jitted = jax.jit(predict, in_shardings=(None, rows))
+    return jax.jit(predict, in_shardings=(None, batch_sharding(mesh, rules)))
+
+
+def _predict_fn(run: TrainedModel) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Host batch -> the head's outputs (model.predict) as numpy, on the run's mesh."""
+    jitted = _jitted_predict(run.model, run.mesh, run.rules)
 
     def call(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         with jax.set_mesh(run.mesh), nn.logical_axis_rules(run.rules):

@@ -5,6 +5,8 @@ masked target of the held-out batches themselves (an upper bound on any
 context-free guess). Stated target: MLM accuracy >= 0.60 and >= baseline + 0.40.
 Measured (2026-11-30, bert.py:tiny: pre-LN, rotary): 0.936 after 300 steps (436 s here) vs the
 baseline 0.209. With learned absolute positions it stayed at 0.30-0.32 (see bert.py).
+Fewer steps sit on the steep part of the curve (2026-12-02, 2-core CPU, one device: 0.922 after
+300 in 148 s, 0.789 after 250, 0.664 after 200, 0.379 after 200 at lr 3e-3): 300 stay.
 """
 
 import collections

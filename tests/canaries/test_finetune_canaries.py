@@ -7,7 +7,9 @@ right kind from a random fact scores the random-fact EM (the mean of 1 / facts, 
 Stated target: EM >= the random-fact EM + 10, and F1 >= EM. Measured 2026-12-02
 (2-core Xeon, alone): EM 59.4 (random fact 41.7; 'Who keeps ...?' questions 70.0,
 the kinds that must match the question's name lower) after 400 steps, 249 s; 800
-steps at lr 2e-3 reached 64.2 and were still rising (see the note of issue #16).
+steps at lr 2e-3 reached 64.2 and were still rising (see the note of issue #16). Fewer
+steps leave too little margin (2026-12-02, 2-core CPU, one device): EM 53.0 after 300
+(50.0 at lr 2e-3), 48.0 after 250, against the threshold 51.7; the test's 400 took 196 s.
 Classification: experiments/bert_glue.py:tiny (negated judgements) must reach accuracy
 >= 90 and Matthews correlation >= 80; the majority class scores about 50.
 """
@@ -25,6 +27,8 @@ from tests.canaries.common import Timer, experiment
 MIN_MARGIN_OVER_RANDOM_FACT = 10.0
 MIN_ACCURACY = 90.0
 MIN_MATTHEWS = 80.0
+# bert_glue.py:tiny trains 150; 100 already score as high (the test's docstring).
+CLASSIFIER_STEPS = 100
 
 
 def _train(config, workdir):
@@ -74,11 +78,14 @@ def _text(value) -> str:
 
 @pytest.mark.slow
 def test_tiny_classifier_beats_the_majority_class(tmp_path):
-    """Measured 2026-12-02 (2-core Xeon, alone): accuracy 99.6, MCC 99.2 after 150 steps, 61 s."""
+    """Measured 2026-12-02 (2-core CPU, alone): accuracy 99.6, MCC 99.2 after the canary's 100
+    steps, 38 s; the same after bert_glue.py:tiny's 150 (48 s)."""
     timer = Timer()
     config = experiment(
         "bert_glue.py:tiny",
         str(tmp_path / "data"),
+        train__steps=CLASSIFIER_STEPS,
+        train__warmup_steps=CLASSIFIER_STEPS // 10,
         train__eval_every=0,
         train__checkpoint_every=1000,
     )

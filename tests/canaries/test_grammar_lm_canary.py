@@ -3,7 +3,9 @@
 The bound is exact (llm.data.grammar.entropy_per_token, nats per byte-token
 target with EOS, first_fit packing): exp(bound) = 1.455 is the best possible
 held-out perplexity; the canary asks for <= 1.10 * 1.455 = 1.600, i.e. eval
-loss <= bound + ln(1.1) = 0.470 nats/byte.
+loss <= bound + ln(1.1) = 0.470 nats/byte. Measured 2026-12-02 (2-core CPU, alone):
+perplexity 1.4735, ratio 1.013 after 120 steps, 66 s (1.004 after the 200 it trained
+before, 86 s).
 """
 
 import math
@@ -14,7 +16,7 @@ from llm.data import grammar
 from llm.train.loop import train_and_evaluate
 from tests.canaries.common import Timer, experiment
 
-STEPS = 200
+STEPS = 120
 
 
 @pytest.mark.slow
@@ -29,7 +31,7 @@ def test_tiny_decoder_reaches_grammar_entropy_bound(tmp_path):
         train__eval_steps=32,
         train__checkpoint_every=STEPS,
         train__sample_tokens=0,
-        train__log_every=100,
+        train__log_every=60,
     )
     metrics = train_and_evaluate(config, tmp_path / "run")
     bound = grammar.entropy_per_token()

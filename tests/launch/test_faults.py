@@ -18,8 +18,11 @@ import pytest
 
 from llm.train.storage import directory_bytes
 
-# Processes that time each other out: .ci/run runs these alone (not beside xdist workers).
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+pytestmark = pytest.mark.slow
+# The kill/SIGTERM test waits for moments of a live run (a save in flight): .ci/run runs it
+# alone (serial). The others run launchers one after another, so they run beside the xdist
+# workers, on one worker (`--dist loadgroup`), which computes the reference run once for them.
+SHARES_THE_REFERENCE = pytest.mark.xdist_group("faults_reference")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STEPS = 12
@@ -128,6 +131,7 @@ def _saving(workdir: pathlib.Path, after: int):
     return ready
 
 
+@pytest.mark.serial
 def test_kills_sigterm_and_a_torn_metrics_line_lose_nothing(data_dir, reference, tmp_path):
     workdir = tmp_path / "run"
     # SIGKILL mid-step, once step 4 is logged (checkpoint 3 may still be in flight).
@@ -168,6 +172,7 @@ def test_kills_sigterm_and_a_torn_metrics_line_lose_nothing(data_dir, reference,
     _assert_same_losses(workdir, reference)
 
 
+@SHARES_THE_REFERENCE
 def test_damaged_checkpoints_fall_back_to_the_newest_good_one(data_dir, reference, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(reference, workdir)
@@ -201,6 +206,7 @@ def test_damaged_checkpoints_fall_back_to_the_newest_good_one(data_dir, referenc
     _assert_same_losses(workdir, reference)
 
 
+@SHARES_THE_REFERENCE
 def test_full_disk_at_save_is_one_line_and_keeps_older_checkpoints(data_dir, reference, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs (a disk that fills) needs root")
@@ -238,6 +244,7 @@ def test_full_disk_at_save_is_one_line_and_keeps_older_checkpoints(data_dir, ref
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+@SHARES_THE_REFERENCE
 def test_resume_on_another_mesh_matches_within_reduction_order(data_dir, reference, tmp_path):
     """fsdp 8 -> data 2 x fsdp 2 x tensor 2: sums reduce in another order, so losses differ
     by float32 rounding (up to 4.8e-7 measured on 2026-12-01); 1e-5 relative pins that."""

@@ -14,8 +14,9 @@ from llm import data as data_lib
 from llm.config import load_config
 from llm.parallel.distributed import free_port, local_process_env
 
-# Several processes that time each other out: .ci/run runs these alone (not beside xdist workers).
-pytestmark = pytest.mark.serial
+# Several processes that time each other out: .ci/run runs those alone (not beside xdist
+# workers); the single-process SIGTERM test waits for no deadline and runs beside them.
+SEVERAL_PROCESSES = pytest.mark.serial
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = "experiments/tiny_lm.py:smoke"
@@ -63,6 +64,7 @@ LOST_PEER_MESSAGES = {
 }
 
 
+@SEVERAL_PROCESSES
 @pytest.mark.slow
 @pytest.mark.parametrize("killed", [1, 0])
 def test_killed_peer_fails_survivor_within_30s_naming_it(tmp_path, killed):
@@ -104,6 +106,7 @@ def test_killed_peer_fails_survivor_within_30s_naming_it(tmp_path, killed):
     assert LOST_PEER_MESSAGES[killed] in err, err[-3000:]
 
 
+@SEVERAL_PROCESSES
 @pytest.mark.slow
 def test_sigterm_saves_on_every_process_exits_0_and_resume_continues(tmp_path):
     data_dir = _data_dir(tmp_path)
