@@ -4,6 +4,9 @@ libtpu (the `[tpu]` extra) compiles for any TPU topology from a CPU-only host:
 `jax.experimental.topologies` describes the chips, and `jit(...).lower(...).compile()`
 on a mesh of them runs the real TPU compiler (memory assignment, cost model). Nothing
 executes. JAX_PLATFORMS must stay `cpu` on such a host, or JAX tries to open a TPU.
+
+For several slices (`slices=N`), `dcn_transfers` reads the compiled program's
+cross-slice (DCN) collectives: what a multi-slice mesh sends over the data-centre network.
 """
 
 from __future__ import annotations
@@ -88,10 +91,11 @@ _DCN_SEND = re.compile(
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.-]+) ")
 _WHILE = re.compile(r" while\(%([\w.-]+)\), condition=%([\w.-]+), body=%([\w.-]+)")
 _CALLS = re.compile(r"(?:calls|to_apply|branch_computations)=\{?([%\w.,\s-]+)\}?")
-# s32 scalars: constants and their copies (a loop counter's start and bound).
-_SCALAR = re.compile(r"^\s*%([\w.-]+) = s32\[\]\S* (constant|copy)\(%?([\w.-]+)\)")
-_TUPLE = re.compile(r"^\s*%([\w.-]+) = .* tuple\(%([\w.-]+)")
-_LOOP_BOUND = re.compile(r"^\s*ROOT .*compare\(%[\w.-]+, %([\w.-]+)\), direction=LT")
+# Integer scalars: constants and their copies (a loop counter's start and bound).
+_SCALAR = re.compile(r"^\s*%([\w.-]+) = [su]32\[\]\S* (constant|copy)\(%?([\w.-]+)\)")
+_TUPLE = re.compile(r"^\s*%([\w.-]+) = .* tuple\(([^)]*)\)")
+_ELEMENT = re.compile(r"^\s*%([\w.-]+) = \S+ get-tuple-element\(%[\w.-]+\), index=(\d+)")
+_LOOP_BOUND = re.compile(r"^\s*ROOT .*compare\(%([\w.-]+), %([\w.-]+)\), direction=LT")
 _BYTES = {"f64": 8, "s64": 8, "u64": 8, "f32": 4, "s32": 4, "u32": 4, "bf16": 2, "f16": 2}
 
 
@@ -100,7 +104,8 @@ class DcnTransfer:
     """One collective that crosses slices, as compiled: kind, bytes per device, repeats."""
 
     kind: str  # ALL_REDUCE, ALL_GATHER, ALL_TO_ALL, ONE_TO_ONE (a permute), ...
-    bytes: int
+    # Bytes of the buffer the send names, per device (the runtime's wire bytes may differ).
+    nbytes: int
     # How often a step runs it: the product of its enclosing loops' trip counts (layers,
     # microbatches), read as N - start from a counter's start and `i < N` condition; None
     # where a loop has another form.
@@ -117,9 +122,11 @@ def dcn_transfers(hlo_text: str) -> list[DcnTransfer]:
     computation, sends = "", []
     callees: dict[str, list[tuple[str, str | None]]] = {}  # computation -> (callee, loop cond)
     scalars: dict[str, int | str] = {}  # name -> value, or the scalar it copies
-    firsts: dict[str, str] = {}  # tuple -> its first element (a loop's counter)
+    tuples: dict[str, list[str]] = {}  # tuple -> its elements (a loop's initial state)
+    elements: dict[str, int] = {}  # get-tuple-element -> its index
     starts: dict[str, str] = {}  # loop body -> its initial tuple
-    bounds: dict[str, str] = {}  # loop condition -> the scalar the counter stays below
+    # Loop condition -> (index of the counter in the loop state, the scalar it stays below).
+    bounds: dict[str, tuple[int, str]] = {}
     entry = ""
     for line in hlo_text.splitlines():
         header = _COMPUTATION.match(line)
@@ -139,9 +146,12 @@ def dcn_transfers(hlo_text: str) -> list[DcnTransfer]:
             name, op, arg = scalar.groups()
             scalars[name] = int(arg) if op == "constant" else arg
         if tup := _TUPLE.match(line):
-            firsts[tup.group(1)] = tup.group(2)
+            tuples[tup.group(1)] = re.findall(r"%([\w.-]+)", tup.group(2))
+        if element := _ELEMENT.match(line):
+            elements[element.group(1)] = int(element.group(2))
         if bound := _LOOP_BOUND.match(line):
-            bounds[computation] = bound.group(1)
+            counter, stop = bound.groups()
+            bounds[computation] = (elements.get(counter, 0), stop)
         if send := _DCN_SEND.match(line):
             dtype, dims, kind = send.groups()
             n = 1
@@ -158,8 +168,10 @@ def dcn_transfers(hlo_text: str) -> list[DcnTransfer]:
                 continue
             times = repeats[caller]
             if condition is not None:
-                stop = _value(scalars, bounds.get(condition))
-                start = _value(scalars, firsts.get(starts.get(callee, ""), ""))
+                index, stop_name = bounds.get(condition, (0, ""))
+                state = tuples.get(starts.get(callee, ""), [])
+                stop = _value(scalars, stop_name)
+                start = _value(scalars, state[index] if index < len(state) else "")
                 ok = times is not None and stop is not None and start is not None
                 times = times * (stop - start) if ok else None
             repeats[callee] = times
@@ -168,7 +180,7 @@ def dcn_transfers(hlo_text: str) -> list[DcnTransfer]:
 
 
 def _value(scalars: dict[str, int | str], name: str | None) -> int | None:
-    """The value of an s32 scalar, through its copies; None if it is not a constant."""
+    """The value of an integer scalar, through its copies; None if it is not a constant."""
     for _ in range(8):
         value = scalars.get(name or "")
         if not isinstance(value, str):
@@ -183,6 +195,6 @@ def dcn_bytes_per_step(transfers: list[DcnTransfer]) -> dict[str, int | None]:
     for t in transfers:
         so_far = totals.get(t.kind, 0)
         totals[t.kind] = (
-            None if so_far is None or t.repeats is None else so_far + t.bytes * t.repeats
+            None if so_far is None or t.repeats is None else so_far + t.nbytes * t.repeats
         )
     return totals

@@ -221,11 +221,13 @@ def test_with_dcn_fsdp_the_per_layer_parameter_gathers_cross_slices(two_slice_co
 
 def test_dcn_transfers_reads_loops_and_their_trip_counts():
     # The shape of a compiled multi-slice program: a send in ENTRY, one in a loop of 3
-    # trips, one in a loop nested inside it that the compiler peeled (counter 1 -> 5).
+    # trips, one in a loop nested inside it whose u32 counter (state element 1, as in
+    # the compiler's windowed-einsum loops) runs from 1 to 5.
     hlo = """
-%inner_cond (p: (s32[])) -> pred[] {
-  %c5 = s32[]{:T(128)} constant(5)
-  ROOT %lt = pred[] compare(%gte, %c5), direction=LT
+%inner_cond (p: (f32[2], u32[])) -> pred[] {
+  %c5 = u32[]{:T(128)} constant(5)
+  %gte.7 = u32[]{:T(128)} get-tuple-element(%p), index=1
+  ROOT %lt = pred[] compare(%gte.7, %c5), direction=LT
 }
 %inner_body (p: (s32[])) -> (s32[]) {
   %send.2 = (bf16[4,8]{1,0}, u32[], token[]) send(%x, %t), is_host_transfer=true, frontend_attributes={_xla_megascale_transfer_type="ALL_GATHER"}
@@ -235,9 +237,9 @@ def test_dcn_transfers_reads_loops_and_their_trip_counts():
   ROOT %lt = pred[] compare(%gte, %c3), direction=LT
 }
 %outer_body (p: (s32[])) -> (s32[]) {
-  %one = s32[]{:T(128)} constant(1)
-  %start = s32[]{:T(128)} copy(%one)
-  %init.1 = (s32[]{:T(128)}, f32[2]) tuple(%start, %y)
+  %one = u32[]{:T(128)} constant(1)
+  %start = u32[]{:T(128)} copy(%one)
+  %init.1 = (f32[2], u32[]{:T(128)}) tuple(%y, %start)
   %while.1 = (s32[]) while(%init.1), condition=%inner_cond, body=%inner_body
   %send.1 = (f32[2,8]{1,0}, u32[], token[]) send(%x, %t), is_host_transfer=true, frontend_attributes={_xla_megascale_transfer_type="ALL_REDUCE"}
 }
@@ -249,7 +251,7 @@ ENTRY %main (a: f32[]) -> f32[] {
 }
 """
     transfers = topology.dcn_transfers(hlo)
-    assert sorted((t.kind, t.bytes, t.repeats) for t in transfers) == [
+    assert sorted((t.kind, t.nbytes, t.repeats) for t in transfers) == [
         ("ALL_GATHER", 64, 12),
         ("ALL_REDUCE", 64, 3),
         ("ALL_REDUCE", 512, 1),
