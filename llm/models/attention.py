@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm.models import context_parallel
+from llm.models import context_parallel, kv_cache
 from llm.models.config import ModelConfig
 from llm.models.layers import constrain, kernel_init, param_with_axes
 from llm.models.positions import apply_rotary, rope_frequencies
@@ -87,10 +87,11 @@ def dot_product_attention(
 class Attention(nn.Module):
     """Self- or cross-attention with explicit einsum kernels and an optional KV cache.
 
-    With `decode=True` the keys/values live in the 'cache' collection
-    ([B, max length, N, K], sized by the init call); `cache_index` (a scalar
-    from the caller) says where the current chunk is written, and the
-    causal mask over the cache is built here. With `causal=True` the causal
+    With `decode=True` the keys/values live in the 'cache' collection (keys
+    [B, N, K, max length], values [B, N, max length, K], sized by the init
+    call; llm/models/kv_cache.py); `cache_index` (a scalar from the caller)
+    says where the current chunk goes, and a cached step of any attention_impl
+    runs kv_cache.attend, whose causal mask over the cache is built there. With `causal=True` the causal
     mask of a full sequence is built here too, so that the fused kernels of
     `attention_impl='xla'/'cudnn'` get `is_causal` instead of a dense mask.
 
@@ -144,20 +145,31 @@ class Attention(nn.Module):
             pdtype,
         )
         xq, xkv = xq_BxQxD.astype(dtype), xkv_BxSxD.astype(dtype)
-        q_BxQxHxK = jnp.einsum("bqd,dhk->bqhk", xq, wq_DxHxK.astype(dtype))
-        k_BxSxNxK = jnp.einsum("bsd,dnk->bsnk", xkv, wk_DxNxK.astype(dtype))
-        v_BxSxNxK = jnp.einsum("bsd,dnk->bsnk", xkv, wv_DxNxK.astype(dtype))
+        self_attention = xkv_BxSxD is xq_BxQxD
+        biases = None
         if cfg.use_bias:
             zeros = nn.initializers.zeros
-            q_BxQxHxK += param_with_axes(
-                self, "query_bias", zeros, (h, k), ("heads", "kv"), pdtype
-            ).astype(dtype)
-            k_BxSxNxK += param_with_axes(
-                self, "key_bias", zeros, (n, k), ("kv_heads", "kv"), pdtype
-            ).astype(dtype)
-            v_BxSxNxK += param_with_axes(
-                self, "value_bias", zeros, (n, k), ("kv_heads", "kv"), pdtype
-            ).astype(dtype)
+            biases = tuple(
+                param_with_axes(self, name, zeros, shape, axes, pdtype).astype(dtype)
+                for name, shape, axes in (
+                    ("query_bias", (h, k), ("heads", "kv")),
+                    ("key_bias", (n, k), ("kv_heads", "kv")),
+                    ("value_bias", (n, k), ("kv_heads", "kv")),
+                )
+            )
+        if self.decode and self_attention:
+            # One matmul for q, k and v (kv_cache.py says why).
+            q_BxQxHxK, k_BxSxNxK, v_BxSxNxK = kv_cache.fused_qkv(
+                xq, wq_DxHxK.astype(dtype), wk_DxNxK.astype(dtype), wv_DxNxK.astype(dtype), biases
+            )
+        else:
+            q_BxQxHxK = jnp.einsum("bqd,dhk->bqhk", xq, wq_DxHxK.astype(dtype))
+            k_BxSxNxK = jnp.einsum("bsd,dnk->bsnk", xkv, wk_DxNxK.astype(dtype))
+            v_BxSxNxK = jnp.einsum("bsd,dnk->bsnk", xkv, wv_DxNxK.astype(dtype))
+            if biases is not None:
+                q_BxQxHxK += biases[0]
+                k_BxSxNxK += biases[1]
+                v_BxSxNxK += biases[2]
         if q_positions is not None:
             q_BxQxHxK = apply_rotary(q_BxQxHxK, q_positions, *rope_frequencies(cfg))
         if kv_positions is not None:
@@ -167,16 +179,16 @@ class Attention(nn.Module):
         causal = self.causal
         # A sequence split over the context mesh axis: ring / all-gather attention.
         context = context_parallel.uses_context_attention(
-            cfg, self_attention=xkv_BxSxD is xq_BxQxD, decode=self.decode
+            cfg, self_attention=self_attention, decode=self.decode
         )
-        window = cfg.attention_window if xkv_BxSxD is xq_BxQxD else 0
+        window = cfg.attention_window if self_attention else 0
         cached = self.decode and cache_index is not None
         # Pallas kernels (splash, pallas_gpu) take whole-sequence self-attention with its
         # segment ids; the cached decode step, cross-attention and a dense mask given
         # without its ids run on the xla path.
         pallas = (
             cfg.attention_impl in PALLAS_IMPLS
-            and xkv_BxSxD is xq_BxQxD
+            and self_attention
             and not cached
             and (mask is None or segment_ids is not None)
         )
@@ -189,23 +201,28 @@ class Attention(nn.Module):
                 q_len, s_len = q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]
                 mask = combine_masks(mask, window_mask(q_len, s_len, window))
         if self.decode:
-            cached_k = self.variable(
-                "cache", "cached_key", jnp.zeros, k_BxSxNxK.shape, k_BxSxNxK.dtype
-            )
-            cached_v = self.variable(
-                "cache", "cached_value", jnp.zeros, v_BxSxNxK.shape, v_BxSxNxK.dtype
-            )
+            # Keys [B, N, K, S], values [B, N, S, K] (kv_cache.py says why).
+            k_shape, v_shape = kv_cache.cache_shapes(*k_BxSxNxK.shape[:2], n, k)
+            cached_k = self.variable("cache", "cached_key", jnp.zeros, k_shape, k_BxSxNxK.dtype)
+            cached_v = self.variable("cache", "cached_value", jnp.zeros, v_shape, v_BxSxNxK.dtype)
             if cache_index is not None:
-                start = (0, cache_index, 0, 0)
-                k_BxSxNxK = jax.lax.dynamic_update_slice(cached_k.value, k_BxSxNxK, start)
-                v_BxSxNxK = jax.lax.dynamic_update_slice(cached_v.value, v_BxSxNxK, start)
-                cached_k.value, cached_v.value = k_BxSxNxK, v_BxSxNxK
-                q_len, s_len = q_BxQxHxK.shape[1], k_BxSxNxK.shape[1]
-                visible_QxS = jnp.arange(s_len)[None, :] <= cache_index + jnp.arange(q_len)[:, None]
-                mask = combine_masks(mask, visible_QxS[None, None])
-                if window:
-                    mask = combine_masks(mask, window_mask(q_len, s_len, window, cache_index))
-                causal = False  # the visible mask is the causal mask over the cache
+                if mask is not None:
+                    raise ValueError(
+                        "a cached decode step takes no attention mask: the KV cache's own "
+                        "causal mask applies (decode packed or padded rows without one)"
+                    )
+                out_BxQxHxK = kv_cache.attend(
+                    q_BxQxHxK,
+                    cached_k.value,
+                    cached_v.value,
+                    k_BxSxNxK,
+                    v_BxSxNxK,
+                    cache_index,
+                    window,
+                )
+                cached_k.value = kv_cache.write_keys(cached_k.value, k_BxSxNxK, cache_index)
+                cached_v.value = kv_cache.write_values(cached_v.value, v_BxSxNxK, cache_index)
+                return self._project_out(out_BxQxHxK, wo_HxKxD)
 
         if context:
             out_BxQxHxK = context_parallel.self_attention(
@@ -234,10 +251,19 @@ class Attention(nn.Module):
                 local_window_size=local_window,
                 implementation="xla" if cfg.attention_impl in PALLAS_IMPLS else cfg.attention_impl,
             )
+        return self._project_out(out_BxQxHxK, wo_HxKxD)
+
+    def _project_out(self, out_BxQxHxK: jax.Array, wo_HxKxD: jax.Array) -> jax.Array:
+        cfg = self.cfg
         out_BxQxHxK = constrain(out_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
-        out_BxQxD = jnp.einsum("bqhk,hkd->bqd", out_BxQxHxK, wo_HxKxD.astype(dtype))
+        out_BxQxD = jnp.einsum("bqhk,hkd->bqd", out_BxQxHxK, wo_HxKxD.astype(cfg.compute_dtype))
         if cfg.use_bias:
             out_BxQxD += param_with_axes(
-                self, "out_bias", nn.initializers.zeros, (d,), ("embed",), pdtype
-            ).astype(dtype)
+                self,
+                "out_bias",
+                nn.initializers.zeros,
+                (cfg.d_model,),
+                ("embed",),
+                cfg.params_dtype,
+            ).astype(cfg.compute_dtype)
         return out_BxQxD

@@ -205,6 +205,12 @@ def test_cache_layout(scan):
     batch_axis = 1 if scan else 0
     assert all(x.shape[batch_axis] == 3 for x in leaves if x.ndim > 0)
     assert sum(x.ndim == 0 for x in leaves) == 1  # one shared decode index
-    kv = [x.shape for x in leaves if x.ndim > 0]
-    expected = (2, 3, L, 2, 4) if scan else (3, L, 2, 4)
-    assert all(s == expected for s in kv) and len(kv) == (2 if scan else 4)
+    # Keys [B, N, K, S] and values [B, N, S, K] (llm/models/kv_cache.py), per layer.
+    layers = (2,) if scan else ()
+    flat = jax.tree_util.tree_flatten_with_path(shapes)[0]
+    kv = {jax.tree_util.keystr(path[-1:]): x.shape for path, x in flat if x.ndim > 0}
+    assert kv == {
+        "['cached_key']": layers + (3, 2, 4, L),
+        "['cached_value']": layers + (3, 2, L, 4),
+    }
+    assert sum(x.ndim > 0 for x in leaves) == (2 if scan else 4)
