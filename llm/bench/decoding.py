@@ -23,6 +23,7 @@ from llm.decode.adapters import (
     init_cache,
 )
 from llm.decode.beam_search import beam_search
+from llm.decode.compile import jit_decode
 from llm.decode.sampling import greedy
 
 # Never generated (ids are >= 0), so no row stops early.
@@ -90,7 +91,7 @@ def _runner(model, cfg, batch: int, new_tokens: int, method: str, beam_size: int
             return tokens
         return greedy(step, cache, prompt_Bx1, max_decode_len=new_tokens, eos_id=_NO_EOS)
 
-    return jax.jit(run)
+    return jit_decode(run)
 
 
 def decode_benchmark(

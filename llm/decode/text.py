@@ -19,6 +19,7 @@ from llm.decode.adapters import (
     init_cache,
 )
 from llm.decode.beam_search import beam_search
+from llm.decode.compile import bucket, jit_decode, prefill_bucket
 from llm.decode.sampling import sample
 from llm.errors import ConfigError, InputFileError
 from llm.parallel.sharding import batch_sharding, data_parallel_size
@@ -183,16 +184,25 @@ def decode_texts(
         max_new = int(row_limits.max())
     dp = data_parallel_size(run.mesh, run.rules)
     batch = -(-min(options.batch_size, len(rows)) // dp) * dp
-    # One width for every batch, so the loop compiles once.
-    width = max(len(r) for r in rows)
-    decode = _make_runner(run, tokenizer, batch, width, max_new, options)
+    # One width for every batch, so the loop compiles once; widths and lengths are rounded
+    # up to buckets so that later calls with other lengths reuse the compiled loop.
+    longest = max(len(r) for r in rows)
+    if family == "decoder":
+        # The cache holds width + max_new - 1 positions, at most max_len.
+        width = bucket(longest, limit=max_len - max_new + 1)
+        max_new_compiled = bucket(max_new, limit=max_len - width + 1)
+        prefill_len = prefill_bucket(min(len(r) for r in rows))
+    else:
+        width, max_new_compiled, prefill_len = bucket(longest, limit=limit), max_new, 0
+    decode = _runner(run, tokenizer, batch, width, max_new_compiled, options, prefill_len)
 
     outputs: list[str] = []
     rng = jax.random.key(options.seed)
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         inputs_BxW = _pad_rows(chunk, width, batch, tokenizer.pad_id)
-        lengths_B = np.ones((batch,), np.int32)
+        # Padding rows are as long as the prefill, which feeds every row.
+        lengths_B = np.full((batch,), max(prefill_len, 1), np.int32)
         lengths_B[: len(chunk)] = [len(r) for r in chunk]
         limits_B = np.ones((batch,), np.int32)
         limits_B[: len(chunk)] = (
@@ -254,6 +264,40 @@ def generate_text(
     return prompt + decode_texts(run, tokenizer, [prompt], options=options, empty="keep")[0]
 
 
+def _runner(
+    run: TrainedModel,
+    tokenizer: Any,
+    batch: int,
+    width: int,
+    max_new: int,
+    options: DecodeOptions,
+    prefill_len: int,
+):
+    """The compiled decode loop for these shapes, shared by every call with the same program."""
+    key = (
+        run.model_cfg,
+        run.mesh,
+        tuple(run.rules),
+        (tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id),
+        batch,
+        width,
+        max_new,
+        options,
+        prefill_len,
+    )
+    if key not in _RUNNERS:
+        if len(_RUNNERS) >= _MAX_RUNNERS:
+            _RUNNERS.pop(next(iter(_RUNNERS)))
+        _RUNNERS[key] = _make_runner(run, tokenizer, batch, width, max_new, options, prefill_len)
+    return _RUNNERS[key]
+
+
+# Compiled decode loops by program (oldest dropped first): in-training evals and repeated
+# decode_texts calls reuse them instead of tracing and compiling again.
+_RUNNERS: dict[tuple, Any] = {}
+_MAX_RUNNERS = 16
+
+
 def _make_runner(
     run: TrainedModel,
     tokenizer: Any,
@@ -261,15 +305,18 @@ def _make_runner(
     width: int,
     max_new: int,
     options: DecodeOptions,
+    prefill_len: int,
 ):
     """Jitted (params, inputs_BxW, lengths_B, limits_B, rng) -> tokens_BxT, sharded by rows.
 
-    limits_B: each row's new-token limit (<= max_new).
+    limits_B: each row's new-token limit (<= max_new). A decoder feeds the first
+    prefill_len - 1 prompt tokens of every row in one call (prefill_len <= every
+    row's length), then the loop goes on token by token.
     """
     model, family, mesh, rules = run.model, run.model_cfg.family, run.mesh, run.rules
     eos, pad, bos = tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id
 
-    def search(step, cache, prompt_BxP, lengths_B, limits_B, rng):
+    def search(step, cache, prompt_BxP, lengths_B, limits_B, rng, prefill_len=0):
         remedies = dict(
             max_decode_lens_B=limits_B,
             no_repeat_ngram_size=options.no_repeat_ngram_size,
@@ -286,6 +333,7 @@ def _make_runner(
                 alpha=options.alpha,
                 pad_id=pad,
                 prompt_lengths_B=lengths_B,
+                prefill_len=prefill_len,
                 **remedies,
             )
             return tokens_BxKxT[:, 0]
@@ -301,6 +349,7 @@ def _make_runner(
             top_p=options.top_p,
             pad_id=pad,
             prompt_lengths_B=lengths_B,
+            prefill_len=prefill_len,
             **remedies,
         )
 
@@ -308,14 +357,14 @@ def _make_runner(
         if family == "decoder":
             cache = init_cache(model, jnp.zeros((batch, width + max_new - 1), jnp.int32))
             step = decoder_tokens_to_logits(model, params)
-            return search(step, cache, inputs_BxW, lengths_B, limits_B, rng)
+            return search(step, cache, inputs_BxW, lengths_B, limits_B, rng, prefill_len)
         cache = init_cache(model, inputs_BxW, jnp.zeros((batch, max_new), jnp.int32))
         step = encoder_decoder_tokens_to_logits(model, params, inputs_BxW)
         bos_Bx1 = jnp.full((batch, 1), bos, jnp.int32)
         return search(step, cache, bos_Bx1, None, limits_B, rng)
 
     rows = batch_sharding(mesh, rules)
-    jitted = jax.jit(run, in_shardings=(None, rows, rows, rows, None))
+    jitted = jit_decode(run, in_shardings=(None, rows, rows, rows, None))
 
     def call(params, inputs_BxW, lengths_B, limits_B, rng):
         with jax.set_mesh(mesh), nn.logical_axis_rules(rules):

@@ -119,3 +119,26 @@ def test_cli_writes_one_line_per_input_and_fails_clearly(workdir, tmp_path):
     missing = run_cli("launch.decode", f"--workdir={tmp_path / 'nope'}", stdin="x\n")
     assert missing.returncode == 2
     assert "error:" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_inputs_of_many_lengths_share_one_compiled_loop(workdir):
+    run = restore_params(workdir)
+    compiles = []
+
+    def on_compile(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(on_compile)
+    try:
+        first = decode(run, ["ab"], max_decode_len=6)
+        after_first = len(compiles)
+        # Prompts of 4-7 tokens with BOS pad to one width bucket (8): no new program.
+        others = [decode(run, [text], max_decode_len=6) for text in ("abc", "abcd", "abcdef")]
+        assert len(compiles) == after_first >= 1
+        # A longer prompt falls into the next bucket (16): one more program.
+        decode(run, ["abcdefghijk"], max_decode_len=6)
+        assert len(compiles) == after_first + 1
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_compile)
+    assert len(first) == 1 and all(len(o) == 1 for o in others)
