@@ -11,6 +11,10 @@ moe:      a mixture-of-experts decoder (4 layers, d_model 256, vocab 8192, 8 Swi
           the measured peak, and the fraction of assignments capacity drops at init.
 data:     the grain pipeline's packed-LM tokens/s next to what the training step consumes.
 decode:   new tokens/s with and without the KV cache, beam 4 vs greedy.
+hf_decode: (needs the [hf] extra; not part of 'all') Hugging Face `generate` and this
+          project's decoding side by side on the same weights: issue #19's GPT-2-style and
+          LLaMA-style 6 x 384 decoders, prompt 32, 128 new tokens, greedy and beam 4, batch
+          1 and 8, fp32; new tokens/s, the speed-up, first-call times, equal tokens.
 gpu:      (NVIDIA GPU only, not part of 'all') GPT-2 124M (T=1024, batch 32) and GPT-3 XL
           1.3B (T=2048, batch 4) in bf16: tokens/s and MFU against the datasheet peak, with
           attention_impl 'xla' and 'cudnn' (jax.nn.dot_product_attention).
@@ -28,7 +32,7 @@ from launch.cli import run_main
 _SUITE = flags.DEFINE_enum(
     "suite",
     "all",
-    ["models", "cpu_goal", "moe", "data", "decode", "gpu", "all"],
+    ["models", "cpu_goal", "moe", "data", "decode", "hf_decode", "gpu", "all"],
     "What to measure.",
 )
 _OUT = flags.DEFINE_string("out", "", "Also write the results as JSON to this file.")

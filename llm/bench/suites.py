@@ -222,6 +222,11 @@ def run(suite: str, *, steps: int = 5) -> dict[str, list[dict[str, Any]]]:
         results["peak"] = [{"device": str(kind), "bf16_matmul_flops": measured}]
         results["gpu"] = run_gpu(steps)
         return results
+    if suite == "hf_decode":
+        from llm.bench.hf_decode import hf_decode_benchmark
+
+        results["hf_decode"] = hf_decode_benchmark()
+        return results
     peak = measure_matmul_peak()
     results["peak"] = [{"device": str(jax.devices()[0].device_kind), "matmul_flops": peak}]
     if suite in ("models", "all"):
