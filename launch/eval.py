@@ -15,7 +15,9 @@ printed) with the experiment's beam and alpha (train.eval_beam_size/eval_alpha;
 AIAYN's beam 4, alpha 0.6 by default; --beam_size, --alpha), up to input length + 50
 tokens (--max_len_a, --max_len_b), no n-gram blocking (--no_repeat_ngram_size,
 --repetition_penalty). BLEU's tokenizer follows the target language (zh,
-ja-mecab, ko-mecab, else 13a); --bleu_tokenize overrides it.
+ja-mecab, ko-mecab, else 13a); --bleu_tokenize overrides it. Decoders also score
+the run's log-likelihood multiple-choice tasks (train.downstream_tasks) or --downstream's,
+keyed downstream/<task>/acc and acc_norm as training logs them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ _BLEU_TOKENIZE = flags.DEFINE_string(
     "bleu_tokenize",
     "",
     "sacrebleu tokenizer ('' = by target language: zh, ja-mecab, ko-mecab, else 13a).",
+)
+_DOWNSTREAM = flags.DEFINE_string(
+    "downstream",
+    None,
+    "Decoders: log-likelihood multiple-choice tasks to score, comma-separated shipped names "
+    "('tiny_grammar_next_word') or JSONL files of {context, choices, gold} rows, keyed "
+    "downstream/<task>/acc and acc_norm; default: the run's train.downstream_tasks when "
+    "train.downstream_every > 0; '' = none.",
 )
 _WRITE = flags.DEFINE_bool("write", True, "Append the scores to metrics.jsonl and TensorBoard.")
 _BASELINE = flags.DEFINE_string(
@@ -156,6 +166,19 @@ def main(argv: list[str]) -> None:
         examples = zip(result.sources, result.hypotheses, result.references, strict=True)
         for src, hyp, ref in list(examples)[:3]:
             print(f"  {src!r} -> {hyp!r} (reference {ref!r})")
+    downstream = _DOWNSTREAM.value
+    if downstream is None and config.train.get("downstream_every", 0):
+        downstream = config.train.downstream_tasks
+    if downstream:
+        from llm.evals.multiple_choice import DownstreamEvals
+
+        tasks = DownstreamEvals(
+            downstream,
+            tokenizer,
+            max_examples=_MAX_EXAMPLES.value or config.train.get("downstream_examples", 500),
+            batch_rows=config.train.get("downstream_batch", 64),
+        )
+        scores.update(tasks.evaluate(run))
     if lead_n:
         lead = lead_eval(config.data, split, lead_n, max_examples=_MAX_EXAMPLES.value)
         scores.update(with_prefix(lead, prefix))

@@ -7,12 +7,15 @@ checked here, naming both fields and the fix, before anything is built.
 
 from __future__ import annotations
 
+import importlib.util
+
 import ml_collections
 
 from llm.data.config import sequence_lengths
 from llm.data.tokenizers import ByteTokenizer
 from llm.errors import ConfigError
 from llm.models.config import ModelConfig
+from llm.train.config import WANDB_MODES, wandb_enabled, wandb_missing_error
 
 # The batch format (data.task) each model family trains on.
 TASK_OF_FAMILY = {"decoder": "lm", "encoder": "mlm", "encoder_decoder": "seq2seq"}
@@ -92,6 +95,40 @@ def _generation(train: ml_collections.ConfigDict, data: ml_collections.ConfigDic
     return []
 
 
+def _downstream(model: ModelConfig, train: ml_collections.ConfigDict) -> list[str]:
+    every = train.get("downstream_every", 0)  # configs saved before it have none
+    if not every:
+        return []
+    if every < 0:
+        return [f"train.downstream_every={every} must be a step interval, or 0 to disable."]
+    if model.family != "decoder":
+        return [
+            f"train.downstream_every={every} runs log-likelihood multiple-choice evals of "
+            f"causal LMs, which model.family={model.family!r} is not; set it to 0."
+        ]
+    if not train.get("downstream_tasks", "").strip():
+        return [
+            f"train.downstream_every={every} has no tasks: set train.downstream_tasks to "
+            "'tiny_grammar_next_word' or a JSONL file, or set downstream_every to 0."
+        ]
+    if train.get("downstream_examples", 0) < 0 or train.get("downstream_batch", 1) <= 0:
+        return [
+            f"train.downstream_examples={train.downstream_examples} must be >= 0 (0 = all) "
+            f"and train.downstream_batch={train.downstream_batch} positive."
+        ]
+    return []
+
+
+def _tracking(train: ml_collections.ConfigDict) -> list[str]:
+    mode = train.get("wandb_mode", "offline")
+    if mode not in WANDB_MODES:
+        return [f"train.wandb_mode={mode!r} is not one of {list(WANDB_MODES)}."]
+    # Before anything is built: a run asking for W&B without the package fails at load.
+    if wandb_enabled(train) and importlib.util.find_spec("wandb") is None:
+        return [str(wandb_missing_error(train))]
+    return []
+
+
 def check_combinations(config: ml_collections.ConfigDict) -> None:
     """Raises a ConfigError naming both fields of every combination that cannot work."""
     model = ModelConfig.from_dict(config.model.to_dict())
@@ -102,6 +139,8 @@ def check_combinations(config: ml_collections.ConfigDict) -> None:
         *_vocab(model, data),
         *_schedule(train),
         *_generation(train, data),
+        *_downstream(model, train),
+        *_tracking(train),
     ]
     if problems:
         raise ConfigError(" ".join(problems))

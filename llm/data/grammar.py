@@ -120,3 +120,67 @@ def generate(num: int, seed: int) -> list[str]:
     """Returns `num` sentences drawn deterministically from `seed`."""
     rng = np.random.default_rng(seed)
     return [sample(rng)[0] for _ in range(num)]
+
+
+def _is_category(symbol: str) -> bool:
+    """A part of speech: a nonterminal whose rules each give one word."""
+    rules = GRAMMAR.get(symbol, ())
+    return bool(rules) and all(len(rhs) == 1 and rhs[0] not in GRAMMAR for _, rhs in rules)
+
+
+@functools.cache
+def _category_sequences(symbol: str = START) -> tuple[tuple[str, ...], ...]:
+    """Every sequence of parts of speech `symbol` derives ('.' is its own category)."""
+    if symbol not in GRAMMAR or _is_category(symbol):
+        return ((symbol,),)
+    out = []
+    for _, rhs in GRAMMAR[symbol]:
+        for parts in itertools.product(*(_category_sequences(s) for s in rhs)):
+            out.append(tuple(itertools.chain.from_iterable(parts)))
+    return tuple(out)
+
+
+@functools.cache
+def _word_categories() -> dict[str, str]:
+    """word -> its part of speech (each word has exactly one)."""
+    out = {".": "."}
+    for symbol, rules in GRAMMAR.items():
+        if _is_category(symbol):
+            out.update({rhs[0]: symbol for _, rhs in rules})
+    return out
+
+
+def next_word_task(num: int, seed: int, choices: int = 4) -> list[dict]:
+    """`num` multiple-choice examples: which word can continue a sentence's prefix.
+
+    Each example cuts a sampled sentence after its first k >= 1 words; the gold choice is
+    the sentence's next word, the others are words the grammar never allows there (a
+    transitive verb needs an object, a determiner a noun, ...). Distractors are the
+    ungrammatical words nearest in byte length to the gold one. An untrained model's
+    per-byte score (acc_norm) sits at chance, 1 / choices; its summed log-probability
+    still favours the shorter choices where lengths differ (0.37 for tiny_lm at init).
+    Rows are {'context', 'choices', 'gold'}, the lm-eval-harness layout.
+    """
+    rng = np.random.default_rng(seed)
+    categories = _word_categories()
+    sequences = _category_sequences()
+    words = sorted(categories)
+    examples = []
+    while len(examples) < num:
+        sentence = sample(rng)[0].split(" ")
+        k = int(rng.integers(1, len(sentence)))
+        prefix = tuple(categories[w] for w in sentence[:k])
+        allowed = {s[k] for s in sequences if len(s) > k and s[:k] == prefix}
+        wrong = [w for w in words if categories[w] not in allowed]
+        gold_word = sentence[k]
+        nearest = sorted(wrong, key=lambda w: (abs(len(w) - len(gold_word)), rng.random()))
+        options = [gold_word, *nearest[: choices - 1]]
+        order = rng.permutation(len(options))
+        examples.append(
+            {
+                "context": " ".join(sentence[:k]),
+                "choices": [" " + options[i] for i in order],
+                "gold": int(np.flatnonzero(order == 0)[0]),
+            }
+        )
+    return examples

@@ -61,6 +61,16 @@ def default_train_config() -> ml_collections.ConfigDict:
     c.eval_generation_examples = 0
     c.eval_beam_size = 4
     c.eval_alpha = 0.6
+    # Log-likelihood multiple-choice evals of decoders (llm.evals.multiple_choice), run on
+    # the training mesh every this many steps and at the end (0 disables), logged as
+    # downstream/<task>/acc and acc_norm: comma-separated shipped task names
+    # ('tiny_grammar_next_word') or JSONL files of {"context", "choices", "gold"} rows
+    # (lm-eval-harness exports of HellaSwag, ARC, ...); at most downstream_examples per task
+    # (0 = every row; shipped tasks generate 500), scored downstream_batch rows per call.
+    c.downstream_every = 0
+    c.downstream_tasks = ""
+    c.downstream_examples = 500
+    c.downstream_batch = 64
     # Save a checkpoint every this many steps and at the end; keep the newest this many.
     c.checkpoint_every = 200
     c.keep_checkpoints = 3

@@ -116,6 +116,17 @@ class Trainer:
             num_epochs=None,
         )
         self.evaluator = Evaluator(config, self.program)
+        self.downstream = None
+        if tcfg.get("downstream_every", 0):  # configs saved before it have none
+            # Loaded here: a missing or malformed task file fails before training starts.
+            from llm.evals.multiple_choice import DownstreamEvals
+
+            self.downstream = DownstreamEvals(
+                tcfg.downstream_tasks,
+                self.tokenizer,
+                max_examples=tcfg.downstream_examples,
+                batch_rows=tcfg.downstream_batch,
+            )
         self.manager = ckpt_lib.make_manager(
             self.workdir,
             keep=tcfg.keep_checkpoints,
@@ -254,6 +265,15 @@ class Trainer:
                         "step %d eval %s",
                         step,
                         " ".join(f"{k}={v:.4f}" for k, v in sorted(eval_metrics.items())),
+                    )
+                if self.downstream and (step % cfg.downstream_every == 0 or step == cfg.steps):
+                    scores = self.downstream.evaluate(self.program.trained(state.params))
+                    writer.write(step, scores)
+                    last.update(scores)
+                    logging.info(
+                        "step %d downstream %s",
+                        step,
+                        " ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())),
                     )
                 if step % cfg.checkpoint_every == 0 or step == end:
                     ckpt_lib.save(self.manager, step, state, self.train_iter)

@@ -46,5 +46,18 @@ def test_eval_cli_appends_scores_at_the_checkpoint_step(workdir):
     assert row["step"] == 4 and row["eval_test/perplexity"] > 1.0
     assert sorted(row) == ["eval_test/accuracy", "eval_test/loss", "eval_test/perplexity", "step"]
 
+    # Multiple-choice tasks of a decoder, named on the command line, keyed as training does.
+    scored = run_cli(
+        "launch.eval",
+        f"--workdir={workdir}",
+        "--eval_steps=1",
+        "--downstream=tiny_grammar_next_word",
+        "--max_examples=40",
+    )
+    assert scored.returncode == 0, scored.stderr
+    row = read_metrics(workdir)[-1]
+    assert row["downstream/tiny_grammar_next_word/examples"] == 40
+    assert 0.0 <= row["downstream/tiny_grammar_next_word/acc_norm"] <= 1.0
+
     missing = run_cli("launch.eval", f"--workdir={workdir}", "--step=3")
     assert missing.returncode == 2 and "No checkpoint for step 3" in missing.stderr

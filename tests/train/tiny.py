@@ -19,6 +19,7 @@ SECONDS = dict(
     train__eval_every=0,
     train__checkpoint_every=3,
     train__sample_tokens=0,
+    train__downstream_every=0,
 )
 
 
