@@ -1,15 +1,20 @@
-"""Gather a sweep's final metrics into results.csv, results.md and a PNG per metric."""
+"""Gather a sweep's final metrics into results.csv, results.md, a PNG per metric and
+TensorBoard hparams (ROOT/tensorboard_hparams: the HPARAMS tab of `tensorboard --logdir ROOT`)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import pathlib
+import shutil
 from typing import Any
 
 from absl import logging
 
 from llm.sweeps.run import STATUS_FILE, final_metrics, read_plan
+
+# ROOT/HPARAMS_DIR/<point workdir name>/: one TensorBoard hparams session per point.
+HPARAMS_DIR = "tensorboard_hparams"
 
 
 def _status(workdir: pathlib.Path) -> tuple[str, str]:
@@ -56,7 +61,49 @@ def write_results(
     plot = root / f"results_{metric.replace('/', '_')}.png"
     if _plot(rows, keys, metric, plot):
         written.append(plot)
+    written.append(write_hparams(root, rows, keys, metric_keys))
     return rows, written
+
+
+def _hparam_value(value: Any) -> bool | int | float | str:
+    """A value TensorBoard's hparams accept: bool, int, float or str (others as text)."""
+    return value if isinstance(value, bool | int | float | str) else json.dumps(value)
+
+
+def write_hparams(
+    root: pathlib.Path, rows: list[dict[str, Any]], keys: list[str], metric_keys: list[str]
+) -> pathlib.Path:
+    """One TensorBoard hparams session per point with metrics: its overrides and final
+    metrics (at the step of its last row), under ROOT/tensorboard_hparams/<workdir name>.
+
+    Rewritten from scratch each time: a second collect must not add duplicate sessions.
+    """
+    from tensorboardX import SummaryWriter
+
+    out = root / HPARAMS_DIR
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    writer = SummaryWriter(str(out))
+    try:
+        for row in rows:
+            metrics = {
+                k: float(row[k])
+                for k in metric_keys
+                if k != "step" and isinstance(row.get(k), int | float)
+            }
+            if not metrics:
+                continue  # not run, or failed before its first metric
+            hparams = {k: _hparam_value(row[k]) for k in keys if k in row}
+            step = row.get("step")
+            writer.add_hparams(
+                hparams,
+                metrics,
+                name=row["workdir"],
+                global_step=None if step is None else int(step),
+            )
+    finally:
+        writer.close()
+    return out
 
 
 def _cell(value: Any) -> str:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import ml_collections
 
+from llm.errors import ConfigError
+
+# train.wandb_mode values: 'offline' writes WORKDIR/wandb/offline-run-* (upload later with
+# `wandb sync`), 'online' streams to the W&B server, 'disabled' turns W&B off.
+WANDB_MODES = ("offline", "online", "disabled")
+
 
 def default_train_config() -> ml_collections.ConfigDict:
     """Returns the `train` group; experiments override what they need."""
@@ -92,4 +98,29 @@ def default_train_config() -> ml_collections.ConfigDict:
     c.sample_prompt = "the"
     c.sample_tokens = 64
     c.sample_temperature = 0.0
+    # Weights & Biases, beside TensorBoard (the `[wandb]` extra): every scalar of
+    # metrics.jsonl is also logged to this W&B project; '' = off. Process 0 only.
+    c.wandb_project = ""
+    # W&B entity (user or team) owning the project; '' = your default entity.
+    c.wandb_entity = ""
+    # 'offline' (default: WORKDIR/wandb/offline-run-*, no network; `wandb sync` uploads),
+    # 'online' or 'disabled' (off, as wandb_project='').
+    c.wandb_mode = "offline"
+    # W&B run name; '' = the workdir's name. A resumed run continues the same W&B run
+    # (its id is kept in WORKDIR/wandb_id).
+    c.wandb_run_name = ""
     return c
+
+
+def wandb_enabled(train: ml_collections.ConfigDict) -> bool:
+    """Whether a run with this `train` group logs to W&B (configs saved before: no)."""
+    return bool(train.get("wandb_project", "")) and train.get("wandb_mode", "offline") != "disabled"
+
+
+def wandb_missing_error(train: ml_collections.ConfigDict) -> ConfigError:
+    """The error of a run asking for W&B where the wandb package is not installed."""
+    return ConfigError(
+        f"config.train.wandb_project={train.wandb_project!r} logs to Weights & Biases, but the "
+        "wandb package is not installed; install the extra (pip install -e '.[wandb]') or set "
+        "config.train.wandb_project=''."
+    )

@@ -111,8 +111,9 @@ def test_collect_from_the_command_line_names_the_files_it_wrote(tmp_path):
     assert "4/4 points ok. Wrote:" in out.stdout
     listed = [line.strip() for line in out.stdout.splitlines() if line.startswith("  ")]
     assert listed[:2] == [str(tmp_path / "results.csv"), str(tmp_path / "results.md")]
+    assert listed[-1] == str(tmp_path / "tensorboard_hparams")
     pytest.importorskip("matplotlib")
-    assert listed[2:] == [str(tmp_path / "results_eval_loss.png")]
+    assert listed[2:-1] == [str(tmp_path / "results_eval_loss.png")]
 
 
 _FAKE_TRAIN = """
