@@ -25,6 +25,12 @@ def default_data_config() -> ml_collections.ConfigDict:
     # 'wmt14_translate/de-en'. Generated datasets (see llm.data.sources) are
     # built on first use; real ones must be prepared with launch/prepare.py.
     c.dataset = "tiny_grammar"
+    # Weighted mixture of datasets for training, 'name:weight,name:weight' (weights are
+    # normalised shares of tokens; e.g. 'tiny_grammar:0.7,tiny_numbers:0.3'); '' = train on
+    # `dataset` alone. Every other field applies to each source; the tokenizer is
+    # `dataset`'s. Eval scores each source's eval split (eval/<source>/loss). See
+    # llm.data.mixture.
+    c.mixture = ""
     # Root of the TFDS data directory. '' = $LLM_DATA_DIR, else $TFDS_DATA_DIR,
     # else ~/tensorflow_datasets (see resolve_data_dir).
     c.data_dir = ""
@@ -158,6 +164,10 @@ def validate(data_cfg: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"data.{name}={data_cfg[name]!r}; use one of {allowed}.")
     if data_cfg.chunk_size < 1 or data_cfg.num_packing_bins < 1:
         raise ConfigError("data.chunk_size and data.num_packing_bins must be >= 1.")
+    if data_cfg.get("mixture"):
+        from llm.data.mixture import parse_mixture  # a bad spec fails here, before reading
+
+        parse_mixture(data_cfg.mixture)
     if data_cfg.num_workers < 0:
         raise ConfigError(f"data.num_workers={data_cfg.num_workers}; must be >= 0.")
     if data_cfg.task == "classification":

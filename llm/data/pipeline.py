@@ -18,7 +18,7 @@ import numpy as np
 from absl import flags
 
 from llm.data import config as config_lib
-from llm.data import packing, sources, token_cache, tokenizers
+from llm.data import mixture, packing, sources, token_cache, tokenizers
 from llm.data.tasks import ClassificationTask, LMTask, MLMTask, Seq2SeqTask, SpanQATask, Task
 from llm.errors import ConfigError
 
@@ -117,27 +117,28 @@ def build_token_caches(
     ]
 
 
-def make_dataset(
+class TagSource(grain.transforms.Map):
+    """Adds the rows' source index (data.mixture) as a `source` [rows] column."""
+
+    def __init__(self, index: int):
+        self._index = index
+
+    def map(self, rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        count = len(next(iter(rows.values())))
+        return {**rows, mixture.SOURCE_KEY: np.full(count, self._index, np.int32)}
+
+
+def _rows(
     data_cfg: ml_collections.ConfigDict,
     *,
     split: str,
-    batch_size: int,
-    seed: int = 0,
-    shard_index: int = 0,
-    shard_count: int = 1,
-    shuffle: bool | None = None,
-    num_epochs: int | None = None,
+    seed: int,
+    shard_index: int,
+    shard_count: int,
+    shuffle: bool,
+    num_epochs: int | None,
 ) -> grain.IterDataset:
-    """Returns the grain IterDataset of host-local numpy batch dicts.
-
-    See make_iterator for the arguments; this form lets callers add stages.
-    """
-    config_lib.validate(data_cfg)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size}; it must be >= 1 (per process).")
-    if not 0 <= shard_index < shard_count:
-        raise ValueError(f"shard_index={shard_index} not in [0, shard_count={shard_count}).")
-    shuffle = data_cfg.shuffle if shuffle is None else shuffle
+    """The IterDataset of packed row chunks of one dataset (before workers and batching)."""
     tok = tokenizers.get_tokenizer(data_cfg)
     needs_text = (data_cfg.task == "mlm" and data_cfg.nsp) or data_cfg.task == "span_qa"
     records, decode = _source(data_cfg, split, tok, needs_text)
@@ -164,9 +165,59 @@ def make_dataset(
     # One chunk in flight per thread: grain's default buffer (500 elements)
     # would hold 500 chunks, gigabytes at long seq_len.
     threads = data_cfg.read_threads
-    rows = chunks.to_iter_dataset(
+    return chunks.to_iter_dataset(
         grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads)
     )
+
+
+def _mixed_rows(
+    data_cfg: ml_collections.ConfigDict, weights: Sequence[tuple[str, float]], **kwargs: Any
+) -> grain.IterDataset:
+    """Single rows of every source, drawn by weight (llm.data.mixture)."""
+    if kwargs["num_epochs"] is not None:
+        raise ConfigError(
+            f"data.mixture={data_cfg.mixture!r} mixes endless training streams; read one "
+            "source's finite pass with llm.data.mixture.source_config(cfg, name) instead."
+        )
+    streams = {}
+    for index, (name, _) in enumerate(weights):
+        rows = _rows(mixture.source_config(data_cfg, name), **kwargs).map(TagSource(index))
+        # One row per element: the mix draws rows, so weights are shares of (full) rows.
+        streams[name] = grain.experimental.RebatchIterDataset(rows, 1, drop_remainder=False)
+    return grain.IterDataset.mix(streams, dict(weights))
+
+
+def make_dataset(
+    data_cfg: ml_collections.ConfigDict,
+    *,
+    split: str,
+    batch_size: int,
+    seed: int = 0,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    shuffle: bool | None = None,
+    num_epochs: int | None = None,
+) -> grain.IterDataset:
+    """Returns the grain IterDataset of host-local numpy batch dicts.
+
+    See make_iterator for the arguments; this form lets callers add stages.
+    """
+    config_lib.validate(data_cfg)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size}; it must be >= 1 (per process).")
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index={shard_index} not in [0, shard_count={shard_count}).")
+    shuffle = data_cfg.shuffle if shuffle is None else shuffle
+    kwargs = dict(
+        split=split,
+        seed=seed,
+        shard_index=shard_index,
+        shard_count=shard_count,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+    )
+    weights = mixture.parse_mixture(data_cfg.get("mixture", ""))
+    rows = _mixed_rows(data_cfg, weights, **kwargs) if weights else _rows(data_cfg, **kwargs)
     if data_cfg.num_workers > 0:
         # grain's workers read absl flags; outside an absl main (pytest,
         # notebooks) they are unparsed and reading them raises. Their defaults

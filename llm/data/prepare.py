@@ -64,6 +64,17 @@ def _build_note(name: str, b: tfds.core.DatasetBuilder, data_dir: str) -> str:
 
 
 def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
+    """ensure_one(cfg) of data.dataset and of every source of data.mixture; the data_dir."""
+    from llm.data.mixture import parse_mixture, source_config
+
+    data_dir = ensure_one(data_cfg)
+    for name, _ in parse_mixture(data_cfg.get("mixture", "")):
+        if name != data_cfg.dataset:
+            ensure_one(source_config(data_cfg, name))
+    return data_dir
+
+
+def ensure_one(data_cfg: ml_collections.ConfigDict) -> str:
     """Builds a missing generated or manual-dir dataset; fails clearly on a missing one.
 
     Returns the resolved data_dir. Call it once, before make_iterator. With

@@ -21,6 +21,7 @@ import numpy as np
 from absl import logging
 
 from llm import data as data_lib
+from llm.data import mixture
 from llm.errors import ConfigError
 from llm.parallel import host_batch_to_global
 from llm.train.program import TrainProgram
@@ -69,11 +70,17 @@ class Evaluator:
         self.program = program
         self.local_batch_size = config.train.batch_size // jax.process_count()
 
-    def sums(self, params: Any) -> dict[str, float]:
-        """Summed NLL, correct predictions and weights per loss term over the eval batches."""
+    def sums(
+        self, params: Any, data_cfg: ml_collections.ConfigDict | None = None
+    ) -> dict[str, float]:
+        """Summed NLL, correct predictions and weights per loss term over the eval batches.
+
+        `data_cfg` (default: the config's) says what to read: one source of a mixture.
+        """
         cfg = self.config
+        data_cfg = data_cfg or cfg.data
         eval_iter = data_lib.make_iterator(
-            cfg.data,
+            data_cfg,
             split=cfg.data.eval_split,
             batch_size=self.local_batch_size,
             seed=cfg.train.seed,
@@ -92,14 +99,33 @@ class Evaluator:
                     totals[k] = totals.get(k, 0.0) + float(v)
         if not totals:
             raise ConfigError(
-                f"Eval split {cfg.data.eval_split!r} of {cfg.data.dataset!r} gave no full batch "
+                f"Eval split {cfg.data.eval_split!r} of {data_cfg.dataset!r} gave no full batch "
                 f"of {self.local_batch_size}; lower config.train.batch_size or use a larger split."
             )
         return totals
 
     def evaluate(self, params: Any) -> dict[str, float]:
-        """`eval_steps` batches (or the whole split when <= 0), summarised (eval/loss, ...)."""
-        return summarize_eval(self.sums(params))
+        """`eval_steps` batches (or the whole split when <= 0), summarised (eval/loss, ...).
+
+        A data.mixture scores each source's eval split on its own, keyed
+        eval/<source>/loss (perplexity, accuracy); eval/loss (perplexity, accuracy) is then
+        the mixture-weighted mean of the sources' scores, the loss of the training mix.
+        """
+        weights = mixture.parse_mixture(self.config.data.get("mixture", ""))
+        if not weights:
+            return summarize_eval(self.sums(params))
+        out: dict[str, float] = {}
+        mean: dict[str, float] = {}
+        for name, weight in weights:
+            source = mixture.source_config(self.config.data, name)
+            scores = summarize_eval(self.sums(params, source))
+            tag = mixture.metric_name(name)
+            for key, value in scores.items():
+                out[f"eval/{tag}/" + key.removeprefix("eval/")] = value
+                mean[key] = mean.get(key, 0.0) + weight * value
+        if "eval/perplexity" in mean:
+            mean["eval/perplexity"] = float(np.exp(min(mean["eval/loss"], 50.0)))
+        return {**mean, **out}
 
     def evaluate_generation(self, params: Any, tokenizer: Any) -> dict[str, float]:
         """Scores of the model's outputs on the eval split, beyond the loss terms.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
 import pathlib
 import time
@@ -16,14 +17,16 @@ from absl import logging
 
 from llm import data as data_lib
 from llm.data.config import sequence_lengths
+from llm.data.mixture import SourceCounter, parse_mixture
 from llm.errors import ConfigError
 from llm.flops import mfu, train_flops_per_token
 from llm.parallel import host_batch_to_global
 from llm.parallel.distributed import PreemptionWatcher
 from llm.train import checkpoint as ckpt_lib
 from llm.train import storage
+from llm.train.config import WANDB_MODES, wandb_enabled, wandb_missing_error
 from llm.train.evaluate import Evaluator
-from llm.train.metrics import MetricWriter
+from llm.train.metrics import MetricWriter, read_metrics
 from llm.train.optim import make_schedule
 from llm.train.pretrained import adopt_pretrained, load_pretrained
 from llm.train.profiling import StepProfiler, resolve_peak_flops
@@ -59,6 +62,12 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.train.{name}={cfg[name]} must be positive.")
     if cfg.learning_rate <= 0:
         raise ConfigError(f"config.train.learning_rate={cfg.learning_rate} must be positive.")
+    if cfg.get("wandb_mode", "offline") not in WANDB_MODES:
+        raise ConfigError(
+            f"config.train.wandb_mode={cfg.wandb_mode!r} is not one of {list(WANDB_MODES)}."
+        )
+    if wandb_enabled(cfg) and importlib.util.find_spec("wandb") is None:
+        raise wandb_missing_error(cfg)
 
 
 def _check_nonfinite(in_row: int, step: int, cfg: ml_collections.ConfigDict) -> None:
@@ -168,6 +177,20 @@ class Trainer:
         """BLEU/ROUGE of beam-search outputs, for seq2seq runs that ask for it."""
         return self.evaluator.evaluate_generation(params, self.tokenizer)
 
+    def _source_counter(self, start: int) -> SourceCounter | None:
+        """Tokens seen per source of data.mixture, continued from metrics.jsonl on resume."""
+        weights = parse_mixture(self.config.data.get("mixture", ""))
+        if not weights:
+            return None
+        counter = SourceCounter([name for name, _ in weights])
+        if start and not counter.restore(read_metrics(self.workdir), start):
+            logging.warning(
+                "metrics.jsonl has no data/<source>/tokens at step %d: tokens seen per source "
+                "count from this restart.",
+                start,
+            )
+        return counter
+
     def run(self, *, stop_at_step: int | None = None) -> tuple[TrainState, dict[str, float]]:
         """Trains to config.train.steps (or `stop_at_step`), evaluating and checkpointing."""
         cfg = self.config.train
@@ -185,7 +208,8 @@ class Trainer:
         logging.info("%s", summary)
         state = self.initial_state()
         start = int(jax.device_get(state.step))
-        writer = MetricWriter(self.workdir, resume_step=start)
+        writer = MetricWriter(self.workdir, resume_step=start, config=self.config)
+        sources = self._source_counter(start)
         end = min(cfg.steps, stop_at_step) if stop_at_step else cfg.steps
         tokens_per_step = cfg.batch_size * sum(sequence_lengths(self.config.data))
         schedule = make_schedule(cfg)
@@ -201,7 +225,10 @@ class Trainer:
         in_flight: collections.deque = collections.deque()
         with jax.set_mesh(self.program.mesh):
             for step in range(start + 1, end + 1):
-                batch = self.to_global(next(self.train_iter))
+                host_batch = next(self.train_iter)
+                if sources:
+                    sources.add(host_batch)  # takes out the mixture's `source` column
+                batch = self.to_global(host_batch)
                 profiler.before_step(step)
                 state, metrics = self.program.train_step(state, batch)
                 # At most _IN_FLIGHT steps queued: enough to hide dispatch, and XLA:CPU's
@@ -229,6 +256,7 @@ class Trainer:
                         # The rate of this step's update (optax counts updates from 0).
                         "learning_rate": float(schedule(step - 1)),
                         **moe_scalars(metrics),
+                        **(sources.scalars() if sources else {}),
                     }
                     _check_nonfinite(int(metrics["nonfinite_in_row"]), step, cfg)
                     elapsed = time.perf_counter() - t0
@@ -276,6 +304,9 @@ class Trainer:
                         " ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())),
                     )
                 if step % cfg.checkpoint_every == 0 or step == end:
+                    if sources and step % cfg.log_every and step != end:
+                        # A resumed run continues the counts from its checkpoint's row.
+                        writer.write(step, sources.tokens())
                     ckpt_lib.save(self.manager, step, state, self.train_iter)
         ckpt_lib.wait(self.manager)
         preemption.close()
