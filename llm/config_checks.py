@@ -129,6 +129,17 @@ def _tracking(train: ml_collections.ConfigDict) -> list[str]:
     return []
 
 
+def _mup(model: ModelConfig, train: ml_collections.ConfigDict) -> list[str]:
+    # muP's learning-rate multipliers (llm/models/mup.py) are Adam's (Tensor Programs V,
+    # Table 3); SGD and Adafactor scale their updates differently.
+    if model.parametrization == "mup" and train.optimizer != "adamw":
+        return [
+            f"model.parametrization='mup' sets Adam's per-parameter learning rates; "
+            f"train.optimizer={train.optimizer!r} needs others. Use train.optimizer='adamw'."
+        ]
+    return []
+
+
 def check_combinations(config: ml_collections.ConfigDict) -> None:
     """Raises a ConfigError naming both fields of every combination that cannot work."""
     model = ModelConfig.from_dict(config.model.to_dict())
@@ -140,6 +151,7 @@ def check_combinations(config: ml_collections.ConfigDict) -> None:
         *_schedule(train),
         *_generation(train, data),
         *_downstream(model, train),
+        *_mup(model, train),
         *_tracking(train),
     ]
     if problems:

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm.models import context_parallel, kv_cache
+from llm.models import context_parallel, kv_cache, mup
 from llm.models.config import ModelConfig
 from llm.models.layers import constrain, kernel_init, param_with_axes
 from llm.models.positions import apply_rotary, rope_frequencies
@@ -174,6 +174,9 @@ class Attention(nn.Module):
             q_BxQxHxK = apply_rotary(q_BxQxHxK, q_positions, *rope_frequencies(cfg))
         if kv_positions is not None:
             k_BxSxNxK = apply_rotary(k_BxSxNxK, kv_positions, *rope_frequencies(cfg))
+        if mup.enabled(cfg):
+            # Every kernel below scales by 1/sqrt(head_size); muP wants 1/head_size.
+            q_BxQxHxK = q_BxQxHxK * jnp.asarray(mup.query_multiplier(cfg), q_BxQxHxK.dtype)
         q_BxQxHxK = constrain(q_BxQxHxK, ("act_batch", "act_len", "act_heads", "act_kv"))
 
         causal = self.causal

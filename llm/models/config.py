@@ -21,6 +21,7 @@ SINUSOIDAL_LAYOUTS = ("interleaved", "split")
 REMATS = ("none", "full", "dots")
 ENCODER_HEADS = ("mlm", "classification", "span")
 ROUTER_SCORES = ("softmax", "sigmoid")
+PARAMETRIZATIONS = ("standard", "mup")
 MOE_DISPATCHES = ("dropless", "capacity")
 ATTENTION_IMPLS = ("einsum", "xla", "cudnn", "splash", "pallas_gpu")
 CONTEXT_ATTENTIONS = ("auto", "ring", "all_gather")
@@ -152,6 +153,14 @@ class ModelConfig:
     # Zig-zag load balancing of causal self-attention over the context axis (shard i holds
     # chunks i and 2C-1-i of 2C), so every shard does the same work (ring / all_gather).
     context_load_balance: bool = True
+    # `standard` or `mup` (maximal update parametrization, llm/models/mup.py; decoders):
+    # with `mup`, widths are measured against mup_base_width, a learning rate tuned at that
+    # width transfers to wider models: logits x base/d_model, attention 1/head_size (times
+    # sqrt of the base head size) instead of 1/sqrt(head_size), Adam learning rate of hidden
+    # matrices x base/d_model. At d_model == mup_base_width both are the same model.
+    parametrization: str = "standard"
+    # d_model of the base (tuned) model of a muP family; 0 = this d_model (multiplier 1).
+    mup_base_width: int = 0
     # Mixture of experts (decoder only; llm/models/moe.py): routed experts per MoE layer,
     # 0 = a dense feed-forward block in every layer.
     num_experts: int = 0
@@ -284,6 +293,7 @@ def _validate(c: ModelConfig) -> list[str]:
         ("attention_impl", ATTENTION_IMPLS),
         ("context_attention", CONTEXT_ATTENTIONS),
         ("router_scores", ROUTER_SCORES),
+        ("parametrization", PARAMETRIZATIONS),
         ("moe_dispatch", MOE_DISPATCHES),
         ("dtype", COMPUTE_DTYPES),
         ("param_dtype", DTYPES),
@@ -354,6 +364,25 @@ def _validate(c: ModelConfig) -> list[str]:
             "logits_bias=True is for decoder/encoder_decoder heads; the encoder's MLM head "
             "always has its own bias (mlm_bias)"
         )
+    if c.parametrization == "mup":
+        if c.family != "decoder":
+            errors.append(
+                f"parametrization='mup' is implemented for family='decoder', not {c.family!r} "
+                "(its heads have no muP multipliers yet); use parametrization='standard'"
+            )
+        if c.num_experts:
+            errors.append(
+                f"parametrization='mup' does not scale MoE routers yet (num_experts="
+                f"{c.num_experts}); use parametrization='standard' or num_experts=0"
+            )
+        base = c.mup_base_width
+        if not isinstance(base, int) or isinstance(base, bool) or base < 0:
+            errors.append(f"mup_base_width={base!r} must be a non-negative integer (0 = d_model)")
+        elif base and base % c.num_heads:
+            errors.append(
+                f"mup_base_width={base} must divide by num_heads={c.num_heads} (the base "
+                "model's head size); use a multiple of it"
+            )
     if c.attention_impl != "einsum" and c.attention_dropout_rate > 0:
         errors.append(
             f"attention_impl={c.attention_impl!r} has no attention dropout; set "

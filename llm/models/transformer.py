@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm.models import context_parallel
+from llm.models import context_parallel, mup
 from llm.models.attention import Attention, padding_mask, segment_mask
 from llm.models.config import ModelConfig
 from llm.models.layers import (
@@ -275,6 +275,8 @@ class _LMHead(nn.Module):
                 cfg.params_dtype,
             )
             logits_BxLxV = logits_BxLxV + bias_V.astype(jnp.float32)
+        if mup.enabled(cfg):
+            logits_BxLxV = logits_BxLxV * mup.logits_multiplier(cfg)
         return constrain(logits_BxLxV, ("act_batch", "act_len", "act_vocab"))
 
 

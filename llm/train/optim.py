@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -83,8 +85,32 @@ def decay_mask(params: Any, *, decay_embeddings: bool = True) -> Any:
     return jax.tree_util.tree_map_with_path(decays, params)
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Gradient clipping followed by the optimizer named by `cfg.optimizer`."""
+def scale_by_parameter(multiplier: Callable[[tuple, Any], float]) -> optax.GradientTransformation:
+    """Multiplies each parameter's update by multiplier(path, param), a constant per parameter.
+
+    The per-parameter learning rates of muP (llm.models.mup.lr_multiplier): the chain's
+    last stage, so that the whole update (AdamW's decoupled decay included) is scaled.
+    """
+
+    def update(updates, state, params=None):
+        del params
+        scaled = jax.tree_util.tree_map_with_path(
+            lambda path, u: u if (m := multiplier(path, u)) == 1.0 else u * jnp.asarray(m, u.dtype),
+            updates,
+        )
+        return scaled, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def make_optimizer(
+    cfg: ml_collections.ConfigDict, lr_multiplier: Callable[[tuple, Any], float] | None = None
+) -> optax.GradientTransformation:
+    """Gradient clipping, the optimizer named by `cfg.optimizer`, then per-parameter rates.
+
+    `lr_multiplier(path, param)` scales each parameter's update (muP's hidden matrices:
+    1/width multiplier); None keeps one learning rate for all.
+    """
     schedule = make_schedule(cfg)
     if cfg.optimizer == "adamw":
         opt = optax.adamw(
@@ -110,4 +136,6 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
     chain = [opt]
     if cfg.grad_clip_norm and cfg.grad_clip_norm > 0:
         chain.insert(0, optax.clip_by_global_norm(cfg.grad_clip_norm))
+    if lr_multiplier is not None:
+        chain.append(scale_by_parameter(lr_multiplier))
     return optax.chain(*chain)

@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding
 from llm import models
 from llm.data.config import sequence_lengths
 from llm.errors import ConfigError
+from llm.models import mup
 from llm.parallel import batch_sharding, check_batch_size, make_mesh, resolve_rules
 from llm.parallel.rules import LogicalRules
 from llm.train.optim import make_optimizer
@@ -150,7 +151,11 @@ def build_train_program(
         example_batch = models.dummy_batch(
             model_cfg, train_cfg.batch_size, *sequence_lengths(config.data)
         )
-    tx = make_optimizer(train_cfg)
+    # muP's per-parameter learning rates (hidden matrices x 1/width multiplier).
+    lr_multiplier = (
+        functools.partial(mup.lr_multiplier, cfg=model_cfg) if mup.enabled(model_cfg) else None
+    )
+    tx = make_optimizer(train_cfg, lr_multiplier)
     rng = jax.random.key(train_cfg.seed)
     abstract, shardings = abstract_state(
         rng, model=model, tx=tx, example_batch=example_batch, mesh=mesh, rules=rules
