@@ -21,8 +21,7 @@ from llm.train.storage import directory_bytes
 pytestmark = pytest.mark.slow
 # The kill/SIGTERM test waits for moments of a live run (a save in flight): .ci/run runs it
 # alone (serial). The others run launchers one after another, so they run beside the xdist
-# workers, on one worker (`--dist loadgroup`), which computes the reference run once for them.
-SHARES_THE_REFERENCE = pytest.mark.xdist_group("faults_reference")
+# workers; `--dist loadfile` keeps them on one worker, which computes the reference run once.
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STEPS = 12
@@ -172,7 +171,6 @@ def test_kills_sigterm_and_a_torn_metrics_line_lose_nothing(data_dir, reference,
     _assert_same_losses(workdir, reference)
 
 
-@SHARES_THE_REFERENCE
 def test_damaged_checkpoints_fall_back_to_the_newest_good_one(data_dir, reference, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(reference, workdir)
@@ -206,7 +204,6 @@ def test_damaged_checkpoints_fall_back_to_the_newest_good_one(data_dir, referenc
     _assert_same_losses(workdir, reference)
 
 
-@SHARES_THE_REFERENCE
 def test_full_disk_at_save_is_one_line_and_keeps_older_checkpoints(data_dir, reference, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs (a disk that fills) needs root")
@@ -244,7 +241,6 @@ def test_full_disk_at_save_is_one_line_and_keeps_older_checkpoints(data_dir, ref
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-@SHARES_THE_REFERENCE
 def test_resume_on_another_mesh_matches_within_reduction_order(data_dir, reference, tmp_path):
     """fsdp 8 -> data 2 x fsdp 2 x tensor 2: sums reduce in another order, so losses differ
     by float32 rounding (up to 4.8e-7 measured on 2026-12-01); 1e-5 relative pins that."""
