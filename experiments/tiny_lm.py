@@ -122,6 +122,39 @@ def get_sweep(name: str) -> list[dict]:
             }
         )
         return sweeps.product(widths, rates, fixed)
+    if name == "scaling":
+        # Scaling-law demonstration (docs/research.md): 8 sizes (25k-4.9M non-embedding
+        # parameters) at FLOP budgets 3e11, 1e12 and 3e12 (C = 6ND, 25-5000 steps of
+        # 16 x 128 tokens; 19 runs, 37 minutes on 2 CPU cores); fit with launch.scaling. Run
+        # it on real text (docs/research.md: Python's own source); tiny_grammar saturates.
+        from llm.sweeps import scaling
+
+        sizes = [
+            {"model.d_model": d, "model.num_layers": layers, "model.num_heads": heads}
+            | {"model.d_ff": 4 * d}
+            for d, layers, heads in [
+                (32, 2, 2),
+                (48, 2, 3),
+                (64, 3, 4),
+                (96, 3, 4),
+                (128, 4, 4),
+                (192, 4, 6),
+                (256, 4, 8),
+                (320, 4, 8),
+            ]
+        ]
+        fixed = {
+            "train.batch_size": 16,
+            "train.eval_every": 100_000,  # once, at the last step
+            "train.eval_steps": 16,
+            "train.checkpoint_every": 100_000,
+            "train.log_every": 100,
+            "train.sample_tokens": 0,
+            "train.downstream_every": 0,
+        }
+        model = get_config().model.to_dict()
+        points = scaling.isoflop_points(model, sizes, [3e11, 1e12, 3e12], 16 * 128, min_steps=25)
+        return [point | fixed for point in points]
     if name == "random":
         return sweeps.random_search(
             8,
@@ -133,5 +166,5 @@ def get_sweep(name: str) -> list[dict]:
             },
         )
     raise ConfigError(
-        f"tiny_lm has sweeps 'lr', 'lr_warmup', 'random', 'mup_transfer', not {name!r}."
+        f"tiny_lm has sweeps 'lr', 'lr_warmup', 'random', 'mup_transfer', 'scaling', not {name!r}."
     )

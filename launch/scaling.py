@@ -60,6 +60,11 @@ def main(argv: list[str]) -> None:
     for key in scaling.PARAMS:
         chin = scaling.CHINCHILLA[key]
         print(f"  {key:6} {fit3[key]:>10.4g}{_interval(report, key):>26}  {chin:g}")
+    if fit3["at_bounds"]:
+        print(
+            f"  warning: {', '.join(fit3['at_bounds'])} at the edge of the fit's box: the runs "
+            "do not pin it down (E at its floor: the losses are far above the irreducible loss)."
+        )
     two = report["approach2"]
     if "a" in two:
         print(
@@ -69,6 +74,11 @@ def main(argv: list[str]) -> None:
         )
     else:
         print(f"Approach 2 (IsoFLOP): skipped: {two['skipped']}.")
+    for edge in two["unbracketed"]:
+        print(
+            f"  budget {edge['flops']:.3g}: the best run is N={edge['best_n']:.3g} at an edge of "
+            f"its sizes (parabola minimum {edge['n_star']:.3g}); extend the sizes that way."
+        )
     if "compute_optimal" in report:
         opt = report["compute_optimal"]
         ranges = ""

@@ -21,13 +21,18 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from llm.errors import InputFileError, InputFileNotFoundError
+from llm.errors import ConfigError, InputFileError, InputFileNotFoundError
 from llm.sweeps.run import STATUS_FILE, final_metrics, read_plan
 
 PARAMS = ("E", "A", "B", "alpha", "beta")
 # Hoffmann et al. 2022, approach 3 (their table A3 / equation 10).
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 HUBER_DELTA = 1e-3
+# A box for L-BFGS-B in (a, b, e, alpha, beta): wide enough to hold any real fit, tight enough
+# that E = exp(e) cannot underflow to 0 when the runs are far above the irreducible loss (E
+# then sits on its lower edge, and Fit.at_bounds says so).
+_BOUNDS = [(-50.0, 100.0), (-50.0, 100.0), (-10.0, 10.0), (0.0, 5.0), (0.0, 5.0)]
+_THETA = ("A", "B", "E", "alpha", "beta")
 # Starts of the L-BFGS runs, in the fitted (a, b, e, alpha, beta) space: Chinchilla's grid
 # (alpha, beta in 0..2, e in -1..1.5, a, b in 0..25), a little coarser.
 _GRID = {
@@ -65,6 +70,7 @@ class Fit:
     alpha: float
     beta: float
     objective: float = 0.0  # the summed Huber loss at the optimum
+    at_bounds: tuple[str, ...] = ()  # constants the fit pinned to an edge of its box
 
     def loss(self, n: Any, d: Any) -> Any:
         """The predicted loss at N parameters and D tokens (arrays broadcast)."""
@@ -192,6 +198,50 @@ def runs_from_csv(path: str | pathlib.Path) -> list[Run]:
         return runs_from_rows(list(csv.DictReader(f)))
 
 
+# --- designing a sweep ----------------------------------------------------------------
+
+
+def isoflop_points(
+    model: Mapping[str, Any],
+    sizes: Sequence[Mapping[str, Any]],
+    budgets: Sequence[float],
+    tokens_per_step: int,
+    *,
+    min_steps: int = 20,
+    max_steps: int = 5000,
+    warmup_fraction: float = 0.1,
+) -> list[dict[str, Any]]:
+    """Sweep points training each size for D = C / 6N tokens at each FLOP budget C.
+
+    `model` is the base model config, `sizes` its overrides ({'model.d_model': 64, ...}).
+    A size runs at a budget only if that needs `min_steps` to `max_steps` steps, so the
+    sizes slide up with the budget; the cosine schedule and warmup follow each run's length.
+    """
+    if tokens_per_step <= 0:
+        raise ConfigError(f"tokens_per_step={tokens_per_step} must be positive.")
+    if not sizes or not budgets:
+        raise ConfigError("isoflop_points needs at least one size and one budget.")
+    counts = []
+    for size in sizes:
+        bad = [k for k in size if not k.startswith("model.")]
+        if bad:
+            raise ConfigError(f"Sizes set model fields only ('model.d_model'), not {bad}.")
+        counts.append(non_embedding_params(dict(model) | {k[6:]: v for k, v in size.items()}))
+    points = []
+    for budget in sorted(budgets):
+        for size, n in zip(sizes, counts, strict=True):
+            steps = round(budget / (6.0 * n * tokens_per_step))
+            if min_steps <= steps <= max_steps:
+                warmup = max(1, round(warmup_fraction * steps))
+                points.append(dict(size) | {"train.steps": steps, "train.warmup_steps": warmup})
+    if not points:
+        raise ConfigError(
+            f"No size fits {min_steps}-{max_steps} steps at budgets {list(budgets)}; "
+            "widen the sizes or the budgets."
+        )
+    return points
+
+
 # --- approach 3 -----------------------------------------------------------------------
 
 
@@ -271,11 +321,17 @@ def fit(runs: Sequence[Run], *, starts: np.ndarray | None = None, keep: int = 10
             args=(log_n, log_d, log_l),
             jac=True,
             method="L-BFGS-B",
+            bounds=_BOUNDS,
             options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-12},
         )
         if best is None or result.fun < best.fun:
             best = result
     a, b, e, alpha, beta = best.x
+    edges = tuple(
+        name
+        for name, value, (low, high) in zip(_THETA, best.x, _BOUNDS, strict=True)
+        if min(value - low, high - value) < 1e-6
+    )
     return Fit(
         E=math.exp(e),
         A=math.exp(a),
@@ -283,6 +339,7 @@ def fit(runs: Sequence[Run], *, starts: np.ndarray | None = None, keep: int = 10
         alpha=float(alpha),
         beta=float(beta),
         objective=float(best.fun) * HUBER_DELTA**2,
+        at_bounds=edges,
     )
 
 
@@ -355,8 +412,12 @@ def isoflop_groups(runs: Sequence[Run], rtol: float = 0.1) -> list[list[Run]]:
     return groups
 
 
-def isoflops(runs: Sequence[Run], rtol: float = 0.1) -> list[IsoFlop]:
-    """Approach 2's per-budget parabolas; budgets with fewer than 3 sizes or no minimum drop."""
+def isoflops(runs: Sequence[Run], rtol: float = 0.1, *, inside: bool = True) -> list[IsoFlop]:
+    """Approach 2's per-budget parabolas; budgets with fewer than 3 sizes or no minimum drop.
+
+    With `inside`, so does a budget whose minimum lies outside its sizes (an extrapolation:
+    the sweep's sizes do not bracket that budget's best size).
+    """
     out = []
     for group in isoflop_groups(runs, rtol):
         if len({r.n for r in group}) < 3:
@@ -367,6 +428,8 @@ def isoflops(runs: Sequence[Run], rtol: float = 0.1) -> list[IsoFlop]:
         if c2 <= 0:
             continue  # opens downwards: no minimum inside the budget's sizes
         n_star = float(np.exp(-c1 / (2 * c2)))
+        if inside and not min(r.n for r in group) <= n_star <= max(r.n for r in group):
+            continue
         out.append(IsoFlop(budget, tuple(group), (c2, c1, c0), n_star, budget / 6.0 / n_star))
     return sorted(out, key=lambda g: g.budget)
 
@@ -389,8 +452,8 @@ def isoflop_exponents(groups: Sequence[IsoFlop]) -> dict[str, float] | None:
 # --- report and plots -----------------------------------------------------------------
 
 _SKIPPED = (
-    "{} FLOP budgets have 3+ model sizes; it needs 2 (train several N at each of "
-    "several budgets C = 6ND)"
+    "{} FLOP budgets have 3+ model sizes around their best one; it needs 2 (train several N "
+    "at each of several budgets C = 6ND, bracketing each budget's best size)"
 )
 
 
@@ -406,7 +469,11 @@ def analyse(
     best = fit(runs)
     report: dict[str, Any] = {
         "runs": [dataclasses.asdict(r) for r in runs],
-        "approach3": {**best.as_dict(), "huber_objective": best.objective},
+        "approach3": {
+            **best.as_dict(),
+            "huber_objective": best.objective,
+            "at_bounds": list(best.at_bounds),
+        },
         "chinchilla": CHINCHILLA,
     }
     fits = bootstrap(runs, best, resamples=resamples, seed=seed) if resamples else []
@@ -415,8 +482,17 @@ def analyse(
         report["intervals"].update(intervals(fits))
     groups = isoflops(runs, rtol)
     exponents = isoflop_exponents(groups)
+    kept = {g.budget for g in groups}
+    # Budgets left out because their parabola's minimum lies outside their sizes: the best
+    # size there is an edge of the sweep (extend the sizes that way).
+    edges = [
+        {"flops": g.budget, "best_n": min(g.runs, key=lambda r: r.loss).n, "n_star": g.n_star}
+        for g in isoflops(runs, rtol, inside=False)
+        if g.budget not in kept
+    ]
     report["approach2"] = {
         "budgets": [{"flops": g.budget, "n_star": g.n_star, "d_star": g.d_star} for g in groups],
+        "unbracketed": edges,
         **(exponents or {"skipped": _SKIPPED.format(len(groups))}),
     }
     report["approach3"]["a"] = best.beta / (best.alpha + best.beta)

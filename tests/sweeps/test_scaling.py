@@ -1,6 +1,7 @@
 """Scaling-law fits: approach 3 and its bootstrap, compute-optimal sizes, IsoFLOP, launcher."""
 
 import json
+import math
 import pathlib
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from llm.errors import InputFileError
+from llm.errors import ConfigError, InputFileError
 from llm.models.config import ModelConfig
 from llm.sweeps import scaling
 from llm.sweeps.run import STATUS_FILE, SWEEP_FILE
@@ -102,6 +103,26 @@ def test_isoflop_exponents_match_the_true_allocation():
     assert exps["a"] + exps["b"] == pytest.approx(1.0, abs=1e-9)  # C = 6 N* D*
 
 
+def test_isoflop_minima_outside_the_sizes_are_left_out_and_reported():
+    # Every size of each budget is above its compute-optimal one: the parabolas' minima lie
+    # below the smallest size, so approach 2 has no budget to fit and says which were edges.
+    rows = []
+    for c in (1e16, 1e17):
+        n_opt, _ = scaling.compute_optimal(TRUE, c)
+        rows += [
+            (n, c / 6 / n, float(TRUE.loss(n, c / 6 / n))) for n in n_opt * np.geomspace(8, 64, 4)
+        ]
+    runs = scaling.runs_from_rows(rows)
+    assert scaling.isoflops(runs) == []
+    assert len(scaling.isoflops(runs, inside=False)) == 2
+    report = scaling.analyse(runs, resamples=0)
+    assert "skipped" in report["approach2"]
+    assert [
+        e["best_n"] == min(r.n for r in runs if abs(r.flops / e["flops"] - 1) < 0.1)
+        for e in report["approach2"]["unbracketed"]
+    ] == [True, True]
+
+
 def test_isoflop_groups_by_tolerance_or_explicit_budget():
     runs = scaling.runs_from_rows([(1e6, 1e9, 3.0), (2e6, 0.52e9, 2.9), (1e6, 1e10, 2.5)])
     assert [len(g) for g in scaling.isoflop_groups(runs, rtol=0.1)] == [2, 1]
@@ -132,6 +153,57 @@ def test_non_embedding_params_and_tokens():
     assert scaling.non_embedding_params(cfg) == 2 * per_layer + 2 * 16
     config = {"data": {"task": "lm", "seq_len": 128}, "train": {"steps": 300, "batch_size": 32}}
     assert scaling.tokens_trained(config) == 300 * 32 * 128
+
+
+def test_runs_far_above_the_irreducible_loss_pin_e_to_its_floor_and_still_bootstrap():
+    # No irreducible loss (E = 0): the fit cannot resolve E, which must stay a finite floor
+    # (an unbounded fit underflowed exp(e) to 0 and the bootstrap's log(E) failed).
+    no_floor = scaling.Fit(E=0.0, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+    rows = [
+        (n, d, float(no_floor.loss(n, d)))
+        for n in np.geomspace(1e4, 1e6, 4)
+        for d in np.geomspace(1e5, 1e7, 4)
+    ]
+    best = scaling.fit(scaling.runs_from_rows(rows))
+    assert best.at_bounds == ("E",) and 0 < best.E < 1e-4
+    assert best.alpha == pytest.approx(0.34, abs=0.01) and best.beta == pytest.approx(
+        0.28, abs=0.01
+    )
+    fits = scaling.bootstrap(scaling.runs_from_rows(rows), best, resamples=5)
+    assert len(fits) == 5 and all(f.E > 0 for f in fits)
+    assert not scaling.fit(_grid_runs()).at_bounds  # a fit with a floor is inside the box
+
+
+def test_isoflop_points_spend_each_budget_and_slide_the_sizes():
+    base = ModelConfig(vocab_size=64, d_model=16, num_heads=2, d_ff=64, num_layers=2).to_dict()
+    sizes = [{"model.d_model": d, "model.d_ff": 4 * d} for d in (16, 32, 64, 128)]
+    counts = [
+        scaling.non_embedding_params(base | {"d_model": d, "d_ff": 4 * d})
+        for d in (16, 32, 64, 128)
+    ]
+    tokens = 512
+    budgets = [1e10, 1e11]
+    points = scaling.isoflop_points(base, sizes, budgets, tokens, min_steps=20, max_steps=2000)
+    by_budget: dict[float, list[int]] = {}
+    for p in points:
+        n = counts[[s["model.d_model"] for s in sizes].index(p["model.d_model"])]
+        c = 6 * n * p["train.steps"] * tokens
+        budget = min(budgets, key=lambda b: abs(math.log(c / b)))
+        # Whole steps: 6ND is within half a step of the budget.
+        assert abs(c - budget) <= 6 * n * tokens / 2
+        assert 20 <= p["train.steps"] <= 2000
+        assert p["train.warmup_steps"] == max(1, round(0.1 * p["train.steps"]))
+        by_budget.setdefault(budget, []).append(p["model.d_model"])
+    # The smallest size needs too many steps at the larger budget, the largest too few at the
+    # smaller one: the window of sizes moves up with the budget.
+    assert by_budget[1e10] == [16, 32, 64]
+    assert by_budget[1e11] == [32, 64, 128]
+    with pytest.raises(ConfigError, match="model fields only"):
+        scaling.isoflop_points(base, [{"train.steps": 3}], budgets, tokens)
+    with pytest.raises(ConfigError, match="No size fits 20-5000 steps"):
+        scaling.isoflop_points(base, sizes, [1.0], tokens)
+    with pytest.raises(ConfigError, match="tokens_per_step=0"):
+        scaling.isoflop_points(base, sizes, budgets, 0)
 
 
 def test_bad_input_errors_name_the_fix(tmp_path):
