@@ -109,6 +109,8 @@ def default_train_config() -> ml_collections.ConfigDict:
     # W&B run name; '' = the workdir's name. A resumed run continues the same W&B run
     # (its id is kept in WORKDIR/wandb_id).
     c.wandb_run_name = ""
+    # W&B group of the run (e.g. a sweep's name, so its points chart together); '' = none.
+    c.wandb_group = ""
     return c
 
 

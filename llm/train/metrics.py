@@ -143,6 +143,7 @@ def init_wandb(wandb: Any, workdir: str | pathlib.Path, config: ml_collections.C
         mode=train.get("wandb_mode", "offline"),
         dir=str(workdir),
         name=train.get("wandb_run_name", "") or workdir.absolute().name,
+        group=train.get("wandb_group", "") or None,
         config=run_config,
         id=wandb_run_id(workdir),
         resume="allow",

@@ -167,13 +167,19 @@ def test_run_name_defaults_to_the_workdir_and_entity_is_optional(tmp_path, monke
     monkeypatch.setattr(wandb, "init", fake_init)
     MetricWriter(tmp_path / "my_run", config=_config(wandb_project="p")).close()
     assert seen["name"] == "my_run" and seen["entity"] is None and seen["mode"] == "offline"
+    assert seen["group"] is None
     assert seen["resume"] == "allow" and seen["dir"] == str(tmp_path / "my_run")
     assert seen["finished"]
     config = _config(
-        wandb_project="p", wandb_run_name="lr-3e-3", wandb_entity="team", wandb_mode="online"
+        wandb_project="p",
+        wandb_run_name="lr-3e-3",
+        wandb_entity="team",
+        wandb_mode="online",
+        wandb_group="lr_sweep",
     )
     MetricWriter(tmp_path / "other", config=config).close()
     assert (seen["name"], seen["entity"], seen["mode"]) == ("lr-3e-3", "team", "online")
+    assert seen["group"] == "lr_sweep"
 
 
 def test_no_project_or_disabled_mode_starts_no_wandb_run(tmp_path, monkeypatch):
