@@ -130,8 +130,12 @@ def get_sweep(name: str) -> list[dict]:
         from llm.sweeps import scaling
 
         sizes = [
-            {"model.d_model": d, "model.num_layers": layers, "model.num_heads": heads}
-            | {"model.d_ff": 4 * d}
+            {
+                "model.d_model": d,
+                "model.num_layers": layers,
+                "model.num_heads": heads,
+                "model.d_ff": 4 * d,
+            }
             for d, layers, heads in [
                 (32, 2, 2),
                 (48, 2, 3),

@@ -226,7 +226,11 @@ def isoflop_points(
         bad = [k for k in size if not k.startswith("model.")]
         if bad:
             raise ConfigError(f"Sizes set model fields only ('model.d_model'), not {bad}.")
-        counts.append(non_embedding_params(dict(model) | {k[6:]: v for k, v in size.items()}))
+        counts.append(
+            non_embedding_params(
+                dict(model) | {k.removeprefix("model."): v for k, v in size.items()}
+            )
+        )
     points = []
     for budget in sorted(budgets):
         for size, n in zip(sizes, counts, strict=True):
@@ -393,6 +397,11 @@ class IsoFlop:
     n_star: float
     d_star: float
 
+    @property
+    def bracketed(self) -> bool:
+        """Whether the parabola's minimum lies within the budget's sizes (no extrapolation)."""
+        return min(r.n for r in self.runs) <= self.n_star <= max(r.n for r in self.runs)
+
 
 def isoflop_groups(runs: Sequence[Run], rtol: float = 0.1) -> list[list[Run]]:
     """Runs grouped by FLOP budget: an explicit budget, else 6ND within `rtol` of the first."""
@@ -428,10 +437,8 @@ def isoflops(runs: Sequence[Run], rtol: float = 0.1, *, inside: bool = True) -> 
         if c2 <= 0:
             continue  # opens downwards: no minimum inside the budget's sizes
         n_star = float(np.exp(-c1 / (2 * c2)))
-        if inside and not min(r.n for r in group) <= n_star <= max(r.n for r in group):
-            continue
         out.append(IsoFlop(budget, tuple(group), (c2, c1, c0), n_star, budget / 6.0 / n_star))
-    return sorted(out, key=lambda g: g.budget)
+    return sorted((g for g in out if g.bracketed or not inside), key=lambda g: g.budget)
 
 
 def isoflop_exponents(groups: Sequence[IsoFlop]) -> dict[str, float] | None:
@@ -480,15 +487,15 @@ def analyse(
     if fits:
         report["intervals"] = {"percentiles": [5, 95], "resamples": len(fits), "seed": seed}
         report["intervals"].update(intervals(fits))
-    groups = isoflops(runs, rtol)
+    every = isoflops(runs, rtol, inside=False)
+    groups = [g for g in every if g.bracketed]
     exponents = isoflop_exponents(groups)
-    kept = {g.budget for g in groups}
     # Budgets left out because their parabola's minimum lies outside their sizes: the best
     # size there is an edge of the sweep (extend the sizes that way).
     edges = [
         {"flops": g.budget, "best_n": min(g.runs, key=lambda r: r.loss).n, "n_star": g.n_star}
-        for g in isoflops(runs, rtol, inside=False)
-        if g.budget not in kept
+        for g in every
+        if not g.bracketed
     ]
     report["approach2"] = {
         "budgets": [{"flops": g.budget, "n_star": g.n_star, "d_star": g.d_star} for g in groups],
