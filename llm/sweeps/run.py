@@ -53,6 +53,18 @@ def _format(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _has_wandb_group(config_spec: str, extra_args: Sequence[str]) -> bool:
+    # A config built without default_train_config() has no such key to override.
+    from llm.config import load_config, split_config_overrides
+
+    try:
+        _, common = split_config_overrides(extra_args)
+        train = load_config(config_spec, common).get("train")
+    except UserError:
+        return False  # the points fail in their own runs, with the error in the table
+    return train is not None and "wandb_group" in train
+
+
 def plan_sweep(
     config_spec: str,
     sweep_name: str,
@@ -60,12 +72,17 @@ def plan_sweep(
     *,
     extra_args: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Writes ROOT/sweep.json listing every point's workdir and overrides; returns it."""
+    """Writes ROOT/sweep.json listing every point's workdir and overrides; returns it.
+
+    The points share a W&B group, ROOT's name (train.wandb_group), so that a sweep's
+    runs chart together, unless extra_args or the points set train.wandb_group.
+    """
     root = pathlib.Path(root).absolute()
     points = load_sweep(config_spec, sweep_name)
     plan = {
         "config": config_spec,
         "sweep": sweep_name,
+        "wandb_group": root.name if _has_wandb_group(config_spec, extra_args) else "",
         "extra_args": list(extra_args),
         "points": [
             {"index": i, "workdir": str(root / f"{i:03d}_{_slug(p)}"), "overrides": p}
@@ -87,16 +104,30 @@ def read_plan(root: str | pathlib.Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+_GROUP_KEY = "train.wandb_group"
+
+
+def _overridden_keys(plan: dict[str, Any], point: dict[str, Any]) -> set[str]:
+    from llm.config import split_config_overrides
+
+    _, common = split_config_overrides(plan["extra_args"])
+    return {k for k, _ in common} | set(point["overrides"])
+
+
 def point_command(plan: dict[str, Any], index: int) -> list[str]:
     """The launch.train command line of point `index`."""
     point = plan["points"][index]
     overrides = [f"--config.{k}={v}" for k, v in point["overrides"].items()]
+    group = []
+    if plan.get("wandb_group") and _GROUP_KEY not in _overridden_keys(plan, point):
+        group = [f"--config.train.wandb_group={plan['wandb_group']}"]
     return [
         sys.executable,
         "-m",
         "launch.train",
         f"--config={plan['config']}",
         f"--workdir={point['workdir']}",
+        *group,
         *plan["extra_args"],
         *overrides,
     ]

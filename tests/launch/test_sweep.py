@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from llm import sweeps
+from llm.config import load_config, split_config_overrides
 from llm.sweeps import run as run_lib
 from llm.sweeps.run import plan_sweep, point_command
 
@@ -64,7 +65,23 @@ def test_sweeps_beside_tiny_lm_and_plan(tmp_path):
     first = plan["points"][0]
     assert pathlib.Path(first["workdir"]).name == "000_learning_rate=0.001-seed=0"
     cmd = point_command(plan, 0)
-    assert cmd[-3:] == ["--x=1", "--config.train.learning_rate=0.001", "--config.train.seed=0"]
+    # Every point is in the sweep's W&B group (its directory's name), before the user's flags.
+    assert cmd[-4:] == [
+        f"--config.train.wandb_group={tmp_path.name}",
+        "--x=1",
+        "--config.train.learning_rate=0.001",
+        "--config.train.seed=0",
+    ]
+    # A group of the user's own replaces it (launch.train refuses a key given twice).
+    mine = plan_sweep(
+        "experiments/tiny_lm.py:smoke", "lr", tmp_path, extra_args=["--config.train.wandb_group=g"]
+    )
+    args = point_command(mine, 0)
+    assert [a for a in args if "wandb_group" in a] == ["--config.train.wandb_group=g"]
+    _, overrides = split_config_overrides(args)
+    assert load_config(mine["config"], overrides).train.wandb_group == "g"
+    _, overrides = split_config_overrides(cmd[cmd.index("--x=1") - 1 :])
+    assert dict(overrides)["train.wandb_group"] == tmp_path.name
 
 
 def _fake_run(workdir: pathlib.Path, loss: float | None, error: str = ""):
@@ -217,3 +234,6 @@ def test_local_sweep_runs_points_in_a_pool_and_tables_a_failure(tmp_path):
     ok = next(line for line in ends if line.startswith("point 1/2 ok in "))
     assert ok.split(" -> ")[1] == f"eval/loss={float(table[0]['eval/loss']):.4g}"
     assert any(line.startswith("point 2/2 failed in ") and "batch_size=7" in line for line in ends)
+    # The trained point ran in the sweep's W&B group.
+    saved = json.loads(next(root.glob("000_*/config.json")).read_text())
+    assert saved["train"]["wandb_group"] == "sweep"
