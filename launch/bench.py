@@ -41,7 +41,13 @@ _STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps per configuratio
 
 def main(argv: list[str]) -> None:
     del argv
+    import jax
+
     from llm.bench import suites
+
+    # The suites time compiles and first calls: programs loaded from the launchers'
+    # persistent cache (launch/cli.py) would time a disk read instead.
+    jax.config.update("jax_enable_compilation_cache", False)
 
     results = suites.run(_SUITE.value, steps=_STEPS.value)
     print(suites.to_markdown(results))
