@@ -143,7 +143,7 @@ def _per_device_bytes(x: jax.ShapeDtypeStruct) -> int:
 
 
 @contextlib.contextmanager
-def _compile_only_cache_off(devices: Sequence[jax.Device]) -> Iterator[None]:
+def compile_only_cache_off(devices: Sequence[jax.Device]) -> Iterator[None]:
     """No persistent compilation cache for a TPU topology's compile-only devices.
 
     Their executables cannot be loaded back without a TPU client, so caching them only
@@ -266,7 +266,7 @@ def compile_train_step(
     """
     devices = list(devices or jax.devices())
     chip = chip or chip_of(devices[0].device_kind)
-    with _compile_only_cache_off(devices):
+    with compile_only_cache_off(devices):
         return _compile_train_step(config, devices, top, estimate_time, chip)
 
 
