@@ -181,9 +181,9 @@ def two_slice_compiles():
         "dcn_data": dict(data=2, fsdp=4, dcn_data=2),
         "dcn_fsdp": dict(data=1, fsdp=8, dcn_fsdp=2),
     }.items():
-        program = build_train_program(_tiny_gpt2(**mesh), devices=devices)
         # Compile-only TPU executables cannot be read back from the tests' shared cache.
         with compile_only_cache_off(devices):
+            program = build_train_program(_tiny_gpt2(**mesh), devices=devices)
             compiled = program.lower_train_step().compile()
         out[name] = (program, compiled, topology.dcn_transfers(compiled.as_text()))
     return out
