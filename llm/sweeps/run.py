@@ -19,6 +19,8 @@ from llm.sweeps.space import Point
 
 SWEEP_FILE = "sweep.json"
 STATUS_FILE = "status.json"
+# The config key that puts a sweep's points in one W&B group.
+_GROUP_KEY = "train.wandb_group"
 
 # Points of a local sweep finish on pool threads: one line at a time.
 _PRINT_LOCK = threading.Lock()
@@ -53,16 +55,19 @@ def _format(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _has_wandb_group(config_spec: str, extra_args: Sequence[str]) -> bool:
-    # A config built without default_train_config() has no such key to override.
+def _wandb_group(config_spec: str, extra_args: Sequence[str], root: pathlib.Path) -> str:
+    """ROOT's name as the points' W&B group; '' when extra_args set one or the config has none."""
     from llm.config import load_config, split_config_overrides
 
     try:
         _, common = split_config_overrides(extra_args)
+        if any(k == _GROUP_KEY for k, _ in common):
+            return ""  # the user's own group (launch.train refuses a key given twice)
         train = load_config(config_spec, common).get("train")
     except UserError:
-        return False  # the points fail in their own runs, with the error in the table
-    return train is not None and "wandb_group" in train
+        return ""  # the points fail in their own runs, with the error in the table
+    # A config built without default_train_config() has no such key to override.
+    return root.name if train is not None and "wandb_group" in train else ""
 
 
 def plan_sweep(
@@ -82,7 +87,7 @@ def plan_sweep(
     plan = {
         "config": config_spec,
         "sweep": sweep_name,
-        "wandb_group": root.name if _has_wandb_group(config_spec, extra_args) else "",
+        "wandb_group": _wandb_group(config_spec, extra_args, root),
         "extra_args": list(extra_args),
         "points": [
             {"index": i, "workdir": str(root / f"{i:03d}_{_slug(p)}"), "overrides": p}
@@ -104,22 +109,12 @@ def read_plan(root: str | pathlib.Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-_GROUP_KEY = "train.wandb_group"
-
-
-def _overridden_keys(plan: dict[str, Any], point: dict[str, Any]) -> set[str]:
-    from llm.config import split_config_overrides
-
-    _, common = split_config_overrides(plan["extra_args"])
-    return {k for k, _ in common} | set(point["overrides"])
-
-
 def point_command(plan: dict[str, Any], index: int) -> list[str]:
     """The launch.train command line of point `index`."""
     point = plan["points"][index]
     overrides = [f"--config.{k}={v}" for k, v in point["overrides"].items()]
     group = []
-    if plan.get("wandb_group") and _GROUP_KEY not in _overridden_keys(plan, point):
+    if plan.get("wandb_group") and _GROUP_KEY not in point["overrides"]:
         group = [f"--config.train.wandb_group={plan['wandb_group']}"]
     return [
         sys.executable,
